@@ -1,0 +1,74 @@
+"The runner and the report on a tiny throw-away project (two chapters that take a second each)."
+import json, os
+from pathlib import Path
+import nbformat, pytest
+from nbformat.v4 import new_notebook, new_code_cell, new_markdown_cell
+from leukoxai_nb import runner, report
+from leukoxai_nb.cli import main
+
+def _chapter(path, title, params, body):
+    nb = new_notebook(cells=[new_markdown_cell(f"# {title}\n\nprose"), new_code_cell(params, metadata={"tags": ["parameters"]}),
+                             *[new_code_cell(b) for b in body]])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(nb, str(path))
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "settings.ini").write_text("[DEFAULT]\nlib_name = x\n")
+    (tmp_path / "nbs").mkdir()
+    (tmp_path / "_quarto.yml").write_text(
+        "project: {type: book}\nbook:\n  title: Tiny\n  chapters: [index.ipynb, 00_a.ipynb, 01_b.ipynb, 02_missing.ipynb]\n")
+    _chapter(tmp_path / "nbs/index.ipynb", "Tiny book", "", ["print('preface')"])
+    _chapter(tmp_path / "nbs/00_a.ipynb", "Chapter A", 'profile = "smoke"\nseed = 0\ndevice = "auto"\nn = 3',
+             ["import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt\n"
+              "from leukoxai_nb.core import save_table, save_figure\nimport pandas as pd\n"
+              "save_table(pd.DataFrame({'n': [n]}), profile, 'table_a')\n"
+              "fig, ax = plt.subplots(); ax.plot(range(n)); save_figure(fig, profile, 'fig_a'); plt.show()"])
+    _chapter(tmp_path / "nbs/01_b.ipynb", "Chapter B", 'profile = "smoke"\nseed = 0\ndevice = "auto"\nfail = False',
+             ["if fail: raise ValueError('asked to fail')", "print('b ran')"])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEUKOXAI_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LEUKOXAI_BOOK", str(tmp_path / "_book"))
+    return tmp_path
+
+def test_chapter_list_follows_quarto(project):
+    assert [c.stem for c in runner.chapter_list(project)] == ["00_a", "01_b"]
+    assert [c.stem for c in runner.chapter_list(project, include_missing=True)][-1] == "02_missing"
+
+def test_run_render_and_provenance(project):
+    times = runner.run_book("smoke", params={"n": 4}, root=project, log=lambda *a, **k: None)
+    assert list(times) == ["00_a", "01_b"] and all(t > 0 for t in times.values())
+    assert (project / "results/smoke/table_a.csv").read_text().split() == ["n", "4"]
+    prov = json.loads((project / "results/smoke/provenance.json").read_text())
+    assert prov["status"] == "complete" and prov["parameters"]["n"] == 4 and prov["profile"] == "smoke"
+    assert {a["path"] for a in prov["artifacts"]} == {"table_a.csv", "figures/fig_a.png"}
+    assert all(len(a["sha256"]) == 64 for a in prov["artifacts"])
+    index = report.render_html_book("smoke", root=project)
+    html = index.read_text()
+    assert "00_a.html" in html and "01_b.html" in html and "provenance.html" in html
+    page_a = (project / "_book/smoke/00_a.html").read_text()
+    assert 'href="01_b.html"' in page_a and "data:image/png;base64" in page_a
+    assert "Provenance" in (project / "_book/smoke/provenance.html").read_text()
+
+def test_unknown_and_mistyped_parameters_fail_before_running(project):
+    with pytest.raises(ValueError, match="nope"):
+        runner.run_book("smoke", params={"nope": 1}, root=project, log=lambda *a, **k: None)
+    with pytest.raises(TypeError, match="'n'"):
+        runner.run_book("smoke", params={"n": "three"}, root=project, log=lambda *a, **k: None)
+    assert not (project / "results/smoke/table_a.csv").exists()  # nothing ran
+
+def test_failing_chapter_stops_and_keeps_partial(project):
+    runner.run_book("smoke", chapters="00", root=project, log=lambda *a, **k: None)
+    before = (project / "results/smoke/table_a.csv").stat().st_mtime
+    with pytest.raises(runner.ChapterFailed) as e:
+        runner.run_book("smoke", chapters="01", params={"fail": True}, root=project, log=lambda *a, **k: None)
+    assert e.value.chapter == "01_b" and e.value.exc_name == "ValueError" and "asked to fail" in e.value.exc_value
+    assert Path(e.value.partial).exists()
+    assert (project / "results/smoke/table_a.csv").stat().st_mtime == before
+    prov = json.loads((project / "results/smoke/provenance.json").read_text())
+    assert prov["status"] == "failed" and "00_a" in prov["chapter_wall_s"]
+
+def test_cli_reports_errors(project, capsys):
+    assert main(["run", "--profile", "smoke", "--chapters", "07"]) == 2
+    assert "07" in capsys.readouterr().err
+    assert main(["run", "--profile", "smoke", "-p", "n=x"]) == 2
