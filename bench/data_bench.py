@@ -1,0 +1,47 @@
+"""Generation + preprocessing time of the synthetic-QPI data set (issue 2: paper profile in < 60 s on 2 cores).
+
+    python bench/data_bench.py                     # paper profile (11,008 balanced leukocytes + 1,024 donor test + outliers)
+    python bench/data_bench.py --profile quick
+    python bench/data_bench.py --save              # also write the cache (results/<profile>/data) and time it
+
+Builds in memory with `leukoxai_nb.datasets.build_synthetic` (the same code as `leukoxai data build`), prints the
+frames it streamed, the time spent in the phantom (generation) and in preprocessing (background, segmentation,
+features, filter, patches), the counts, and the ratio of the total to the 60 s target.
+"""
+import argparse, os, time
+import pandas as pd
+
+TARGET_S = 60.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="paper"); ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", action="store_true", help="also cache the set and record/verify its digest")
+    ap.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    a = ap.parse_args()
+    from leukoxai_nb import datasets as ds
+    t0 = time.perf_counter()
+    built = ds.build_synthetic(a.profile, a.seed, progress=False, workers=a.workers)
+    wall = time.perf_counter() - t0
+    st = built["stats"]
+    cells, outl = built["cells"], built["outliers"]
+    print(f"profile {a.profile}, seed {a.seed}, cores visible: {os.cpu_count()}, threads: {os.environ.get('OMP_NUM_THREADS', 'default')}")
+    print(f"worker processes         {st['workers']:8d}   (recordings run in parallel; $LEUKOXAI_DATA_WORKERS)")
+    print(f"frames generated         {st['frames_generated']:8d}")
+    print(f"frames preprocessed      {st['frames']:8d}")
+    print(f"generation (phantom)     {st['generate_s']:8.1f} s   summed over workers")
+    print(f"preprocessing            {st['preprocess_s']:8.1f} s   summed over workers")
+    print(f"wall time, total         {wall:8.1f} s   target {TARGET_S:.0f} s   total/target = {wall / TARGET_S:.2f}")
+    if a.save:
+        t1 = time.perf_counter(); info = ds.save_synthetic(built, a.profile, a.seed)
+        print(f"cache write + digest     {time.perf_counter() - t1:8.1f} s    (manifest: {info['manifest']})")
+    print("\ncells per class (given label):")
+    print(cells.counts().to_string())
+    print(f"\noutliers per kind: {pd.Series(outl.kind).value_counts().to_dict()}")
+    for name, rep in built["reports"].items():
+        print(f"\nfilter report, {name}:\n{rep.to_string()}")
+
+
+if __name__ == "__main__":
+    main()
