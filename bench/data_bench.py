@@ -21,18 +21,25 @@ def main():
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     a = ap.parse_args()
     from leukoxai_nb import datasets as ds
+    import resource
+    cpu = lambda: sum(getattr(resource.getrusage(w), a) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for a in ("ru_utime", "ru_stime"))
+    cpu0 = cpu()
     t0 = time.perf_counter()
     built = ds.build_synthetic(a.profile, a.seed, progress=False, workers=a.workers)
     wall = time.perf_counter() - t0
+    cpu_total = cpu() - cpu0
     st = built["stats"]
     cells, outl = built["cells"], built["outliers"]
     print(f"profile {a.profile}, seed {a.seed}, cores visible: {os.cpu_count()}, threads: {os.environ.get('OMP_NUM_THREADS', 'default')}")
     print(f"worker processes         {st['workers']:8d}   (recordings run in parallel; $LEUKOXAI_DATA_WORKERS)")
     print(f"frames generated         {st['frames_generated']:8d}")
     print(f"frames preprocessed      {st['frames']:8d}")
-    print(f"generation (phantom)     {st['generate_s']:8.1f} s   summed over workers")
-    print(f"preprocessing            {st['preprocess_s']:8.1f} s   summed over workers")
-    print(f"wall time, total         {wall:8.1f} s   target {TARGET_S:.0f} s   total/target = {wall / TARGET_S:.2f}")
+    print(f"{'':25s}{'wall':>8s} {'CPU':>8s}   (summed over workers)")
+    print(f"generation (phantom)     {st['generate_s']:8.1f} {st['generate_cpu_s']:8.1f} s")
+    print(f"preprocessing            {st['preprocess_s']:8.1f} {st['preprocess_cpu_s']:8.1f} s")
+    print(f"CPU time, all processes  {cpu_total:8.1f} s   -> {cpu_total / st['workers']:.1f} s of wall time on {st['workers']} idle core(s)")
+    print(f"wall time, total         {wall:8.1f} s   target {TARGET_S:.0f} s   total/target = {wall / TARGET_S:.2f}"
+          f"   (wall > CPU/cores means other processes shared the cores)")
     if a.save:
         t1 = time.perf_counter(); info = ds.save_synthetic(built, a.profile, a.seed)
         print(f"cache write + digest     {time.perf_counter() - t1:8.1f} s    (manifest: {info['manifest']})")

@@ -193,16 +193,20 @@ def smoke_build(tmp_path_factory):
     (tmp / "m.yaml").write_text(yaml.safe_dump(m))
     mp.setenv("LEUKOXAI_MANIFEST", str(tmp / "m.yaml")); mp.setenv("LEUKOXAI_RESULTS", str(tmp / "results"))
     ds._MEMO.clear()
-    rc = ds.cli_build("synthetic-qpi", "smoke")
-    yield tmp, rc
+    import contextlib, io
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out): rc = ds.cli_build("synthetic-qpi", "smoke")
+    yield tmp, rc, out.getvalue()
     mp.undo(); ds._MEMO.clear()
 
 
 def test_synthetic_smoke_build_is_balanced_and_verified(smoke_build, capsys):
-    tmp, rc = smoke_build
+    tmp, rc, out = smoke_build
     assert rc == 0
+    assert "Filter report" in out and "diameter < 4 µm" in out
     from leukoxai_nb.core import get_profile
     d = get_profile("smoke").data
+    assert out.strip().splitlines()[-1].startswith(f"{4 * d.cells_per_class:,} leukocytes in the training pool, balanced over 4 classes")
     s = ds.load_dataset("synthetic-qpi", "smoke")
     pool = s.subset(s.group == "pool")
     assert np.bincount(pool.label, minlength=4).tolist() == [d.cells_per_class] * 4
@@ -221,7 +225,7 @@ def test_synthetic_smoke_build_is_balanced_and_verified(smoke_build, capsys):
 
 
 def test_synthetic_cache_tamper_is_detected(smoke_build, capsys):
-    tmp, _ = smoke_build
+    tmp = smoke_build[0]
     f = tmp / "results" / "smoke" / "data" / "synthetic-qpi.npz"
     backup = f.read_bytes()
     try:
@@ -242,3 +246,14 @@ def test_synthetic_cache_tamper_is_detected(smoke_build, capsys):
 def test_unknown_dataset_name():
     with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
         ds.load_dataset("mnist")
+
+
+def test_missing_or_corrupt_manifest(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml: data manifest not found"):
+        ds.read_manifest(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"; bad.write_text("datasets: [unclosed")
+    with pytest.raises(ValueError, match="bad.yaml: not valid YAML"):
+        ds.read_manifest(bad)
+    bad.write_text("- just a list")
+    with pytest.raises(ValueError, match="expected a mapping with a 'datasets' key"):
+        ds.read_manifest(bad)

@@ -6,6 +6,14 @@ import torch
 from leukoxai_nb import models as M
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    "Tiny networks run fastest on one thread, and a shared CPU makes multi-threaded torch very slow."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def toy_data(tmp_path, monkeypatch):
     "Results in a temporary folder and a toy PatchSet in place of load_dataset('synthetic-qpi', 'smoke')."

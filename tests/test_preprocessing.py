@@ -47,8 +47,24 @@ def test_perimeter_agrees_with_opencv_arclength():
         # 2) OpenCV's own findContours (Suzuki-Abe) + arcLength on the same mask: within 2 %
         cts, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         ref = cv2.arcLength(max(cts, key=len), True)
-        worst = max(worst, abs(ours - ref) / ref)
+        counted = pp.chain_perimeters(m.astype(int))[1]          # 3) the vectorised count used by process_frame
+        worst = max(worst, abs(ours - ref) / ref, abs(counted - ref) / ref)
     assert worst < 0.02, worst
+    assert worst < 1e-6          # in fact the same chain
+
+
+def test_counted_perimeter_on_irregular_shapes_and_many_objects():
+    cv2 = pytest.importorskip("cv2")
+    from scipy import ndimage as ndi
+    rng = np.random.default_rng(5)
+    m = ndi.gaussian_filter(rng.random((200, 260)), 1.5) > 0.53     # many irregular objects, some thin parts
+    lab, n = pp.label_objects(m)
+    per = pp.chain_perimeters(lab, n)
+    assert n > 20
+    for i in range(1, n + 1):
+        cts, _ = cv2.findContours((lab == i).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        ref = cv2.arcLength(max(cts, key=len), True)
+        assert abs(per[i] - ref) <= 1e-6 * max(ref, 1), (i, per[i], ref)
 
 
 def test_features_perimeter_matches_opencv_in_um():
@@ -61,6 +77,14 @@ def test_features_perimeter_matches_opencv_in_um():
     assert abs(f["perimeter_um"] - ref) / ref < 0.02
     area = cv2.contourArea(cts[0])  # polygon area through pixel centres: a bit less than the pixel count
     assert area < f["pixels"] < area * 1.15
+
+
+def test_merged_objects_are_flagged():
+    ph = sphere_phase((100, 140), (50, 50), 16) + sphere_phase((100, 140), (50, 80), 16)
+    inst = np.zeros((100, 140), np.int32); inst[disc((100, 140), (50, 50), 16)] = 1; inst[disc((100, 140), (50, 80), 16)] = 2
+    t, _ = pp.process_frame(ph, pixel_size_um=0.25, wavelength_nm=528, instances=inst)
+    assert len(t) == 1 and t["merged"].item() and t["object_id"].item() in (1, 2)
+    assert pp.quality_filter(t).item() == "circularity < 0.85"
 
 
 def test_find_cell_contours_counts_objects_and_min_area():
@@ -185,9 +209,9 @@ def test_check_frames_wrong_frame_shape_names_both():
 
 
 def test_empty_frame_gives_no_objects():
-    t, dets = pp.process_frame(np.random.default_rng(0).normal(0, 0.03, (H, W)).astype(np.float32),
-                               pixel_size_um=0.25, wavelength_nm=528)
-    assert len(t) == 0 and dets == [] and list(t.columns)[:6] == list(pp.FEATURE_NAMES)
+    t, lab = pp.process_frame(np.random.default_rng(0).normal(0, 0.03, (H, W)).astype(np.float32),
+                              pixel_size_um=0.25, wavelength_nm=528, instances=np.zeros((H, W), np.int32))
+    assert len(t) == 0 and lab.max() == 0 and list(t.columns)[:6] == list(pp.FEATURE_NAMES)
 
 
 # --- filter ------------------------------------------------------------------------------------------------------
@@ -208,9 +232,13 @@ def test_process_frame_measures_and_matches_objects():
     for k, (c, r) in enumerate([((100, 100), 16), ((200, 300), 20), ((300, 60), 4)], start=1):
         ph += sphere_phase((H, W), c, r); inst[disc((H, W), c, r)] = k
     ph += np.random.default_rng(1).normal(0, 0.03, (H, W)).astype(np.float32)
-    t, _ = pp.process_frame(ph, pixel_size_um=0.25, wavelength_nm=528, instances=inst)
+    t, lab = pp.process_frame(ph, pixel_size_um=0.25, wavelength_nm=528, instances=inst)
     t = t.sort_values("object_id").reset_index(drop=True)
-    assert t["object_id"].tolist() == [1, 2, 3]
+    assert t["object_id"].tolist() == [1, 2, 3] and not t["merged"].any()
+    for k in range(3):          # the vectorised table equals the single-object function
+        m = lab == lab[int(round(t.loc[k, "y"])), int(round(t.loc[k, "x"]))]
+        f = pp.morphological_features(ph, m, 0.25, 528)
+        assert all(np.isclose(f[c], t.loc[k, c]) for c in pp.FEATURE_NAMES)
     assert np.allclose(t["diameter_um"], [8, 10, 2], atol=0.6)
     assert pp.quality_filter(t).tolist() == ["kept", "kept", "diameter < 4 µm"]
     assert np.allclose(t[["y", "x"]].to_numpy(), [[100, 100], [200, 300], [300, 60]], atol=0.5)
