@@ -1,6 +1,6 @@
 """Batched variational inference vs T full forward passes, and training throughput, per model.
 
-    python bench/vi_bench.py [--profile quick] [--n 256] [--T 100] [--device auto] [--paper-alexnet]
+    python bench/vi_bench.py [--profile quick] [--n 256] [--T 100] [--device auto] [--threads N] [--paper-alexnet]
 
 For each network: (1) with the SAME pre-drawn dropout masks, the batched sampler (trunk once, head T times in one
 call; `models.vi_logits`) and T full forward passes (`models.vi_logits_naive`) must give the same outputs (asserted);
@@ -61,9 +61,11 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--train-images", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     ap.add_argument("--paper-alexnet", action="store_true", help="also AlexNet at 224 px, width 1 (the paper's)")
     a = ap.parse_args(argv)
     mp = get_profile(a.profile).models
+    if a.threads: torch.set_num_threads(a.threads)
     T = a.T or int(mp.vi_samples)
     dev = get_device(a.device)
     seed_everything(0)

@@ -63,3 +63,9 @@ def test_clusters_recover_separated_groups():
 def test_pick_dropout_follows_profile():
     assert meta.pick_dropout("lenet5", "quick") == 0.25 and meta.pick_dropout("alexnet", "quick") == 0.5
     assert meta.pick_dropout("lenet5", "smoke") == max(d for d in core.get_profile("smoke").models.dropouts if d > 0)
+
+
+def test_normalize_maps():
+    m = np.zeros((3, 4, 4)); m[0, 0, 0] = -5; m[0, 1, 1] = 2; m[1] = 0.1
+    n = meta.normalize_maps(m)
+    assert n[0, 0, 0] == -1 and np.isclose(n[0, 1, 1], 0.4) and np.allclose(n[1], 1) and (n[2] == 0).all()
