@@ -12,8 +12,7 @@ and writes them to results/<profile>/lime_bench.json.
     python bench/lime_bench.py [--profile smoke] [--patches 8] [--samples 1000] [--agree-samples 5000] [--agree-patches 4]
 """
 from __future__ import annotations
-import argparse, os, sys
-os.environ.setdefault("TQDM_DISABLE", "1")
+import argparse, sys
 import numpy as np
 import torch
 from leukoxai_nb.explain import lime_speed_agreement, predict_proba, SLIC_SETTINGS

@@ -75,3 +75,8 @@ def test_take_is_seeded_subset():
     a = A.take(10, 50, 3)
     assert len(a) == 10 and len(set(a)) == 10 and (np.diff(a) > 0).all() and (A.take(10, 50, 3) == a).all()
     assert len(A.take(10, 4, 0)) == 4
+
+
+def test_kruskal_identical_values_do_not_crash():
+    kw, pairs = A.kruskal_posthoc({"a": np.ones(5), "b": np.ones(4)})
+    assert np.isnan(kw["H"]) and len(pairs) == 1

@@ -33,6 +33,9 @@ def test_shapes_and_attributes():
     assert sum(isinstance(m, torch.nn.Dropout) for m in alex.head) == 2
     assert isinstance(alex.head[-1], torch.nn.Linear) and alex.head[-1].out_features == 4
     assert (alex.arch, alex.dropout, alex.input_size) == ("alexnet", 0.5, 224)
+    slim = M.build_model("alexnet", 0.5, input_size=64, width=0.25, fc_width=0.125)
+    assert slim.head[0].out_features == 512 and slim.head[3].out_features == 512 and slim.last_conv_shape[1:] == (3, 3)
+    assert M.build_model("alexnet", 0.5, input_size=64, width=0.25).head[0].out_features == 1024   # fc_width defaults to width
     # gradients come back in the 50 x 50 patch geometry
     x = torch.rand(2, 1, 50, 50, requires_grad=True)
     alex(x)[:, 1].sum().backward()

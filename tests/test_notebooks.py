@@ -1,0 +1,28 @@
+"The notebooks are the source: each is clean, runnable by papermill, and every chapter declares its parameters."
+from pathlib import Path
+import nbformat, pytest
+from leukoxai_nb.runner import chapter_list, chapter_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "nbs").glob("*.ipynb"))
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_clean_and_has_a_kernel(path):
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernelspec missing (JupyterLab/papermill need it)"
+    with_outputs = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not with_outputs, f"{path.name}: cells {with_outputs} carry outputs; run nbdev_clean"
+
+@pytest.mark.parametrize("path", chapter_list(ROOT), ids=lambda p: p.stem)
+def test_chapter_has_one_parameters_cell(path):
+    nb = nbformat.read(str(path), as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged 'parameters', expected 1"
+    params = chapter_parameters(path)
+    for name, tname in {"profile": "str", "seed": "int", "device": "str", "dataset": "str"}.items():
+        assert name in params and params[name][0] == tname, f"{path.name}: parameter {name} ({tname}) missing"
+    assert params["profile"][1].strip("'\"") == "smoke", f"{path.name}: the default profile must be smoke (fast in Jupyter)"
+
+def test_every_chapter_of_the_book_exists():
+    missing = [p.name for p in chapter_list(ROOT, include_missing=True) if not p.exists()]
+    assert not missing, f"_quarto.yml lists chapters that do not exist: {missing}"
