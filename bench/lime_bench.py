@@ -12,7 +12,7 @@ and writes them to results/<profile>/lime_bench.json.
     python bench/lime_bench.py [--profile smoke] [--patches 8] [--samples 1000] [--agree-samples 5000] [--agree-patches 4]
 """
 from __future__ import annotations
-import argparse, sys
+import argparse, os, sys
 import numpy as np
 import torch
 from leukoxai_nb.explain import lime_speed_agreement, predict_proba, SLIC_SETTINGS
@@ -57,14 +57,16 @@ def main(argv=None):
     model, state = get_lenet(a.profile)
     x, src = get_patches(a.profile, a.patches)
     target = predict_proba(model, x).argmax(1)
-    print(f"LeNet5 ({state}), {src}, profile {a.profile}; S={len(SLIC_SETTINGS)} segmentations; torch threads {torch.get_num_threads()}")
+    print(f"LeNet5 ({state}), {src}, profile {a.profile}; S={len(SLIC_SETTINGS)} segmentations; torch threads "
+          f"{torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other processes "
+          f"slow small-batch stock lime far more than the batched version)")
     r = lime_speed_agreement(model, x, target, a.samples, a.agree_samples, a.agree_patches)
     print(f"time per patch at {len(SLIC_SETTINGS)} x {a.samples} samples ({r['patches']} patches): "
           f"stock lime {r['stock_s_per_patch']:.3f} s | tile-coded batched {r['tile_s_per_patch']:.3f} s | "
           f"ratio {r['ratio']:.1f}x (target >= 3x)")
     print(f"agreement at {a.agree_samples} samples per segmentation over {r['agree_patches']} patches: "
           f"Pearson r mean {r['pearson_r_mean']:.3f}, min {r['pearson_r_min']:.3f} (target >= 0.9)")
-    save_json(results_path(a.profile, "lime_bench.json"), dict(r, model=state, data=src))
+    save_json(results_path(a.profile, "lime_bench.json"), dict(r, model=state, data=src, load_average=os.getloadavg()[0]))
     return 0
 
 

@@ -101,3 +101,11 @@ def test_measurements(patches):
                             progress=False)
     t = X.summarise_evaluation(ev, np.array([0, 2, 3]), "tiny")
     assert set(t["method"]) == {"saliency", "gradcam", "random"} and "all" in set(t["class"])
+
+
+def test_randomisation_final_only(patches):
+    m = Tiny()
+    full = X.randomisation_cascade(["saliency", "gradcam"], m, patches[:1], 0)
+    last = X.randomisation_cascade(["saliency", "gradcam"], m, patches[:1], 0, every_layer=False)
+    assert len(full) == 2 * len(X.parametrised_layers(m)) and len(last) == 2
+    assert np.allclose(full[full.step == full.step.max()]["spearman"].to_numpy(), last["spearman"].to_numpy())

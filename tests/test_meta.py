@@ -69,3 +69,14 @@ def test_normalize_maps():
     m = np.zeros((3, 4, 4)); m[0, 0, 0] = -5; m[0, 1, 1] = 2; m[1] = 0.1
     n = meta.normalize_maps(m)
     assert n[0, 0, 0] == -1 and np.isclose(n[0, 1, 1], 0.4) and np.allclose(n[1], 1) and (n[2] == 0).all()
+
+
+def test_held_out_cells_test_first_then_val():
+    def split(n, off):
+        return dict(idx=np.arange(off, off + n), label=np.zeros(n, int), true_label=np.zeros(n, int),
+                    logits=np.zeros((n, 4)), vi_logits=np.zeros((3, n, 4)))
+    pred = {"test": split(5, 100), "val": split(10, 200)}
+    c = meta.held_out_cells(pred, 8)
+    assert c["idx"].tolist() == [100, 101, 102, 103, 104, 200, 201, 202] and c["vi_logits"].shape == (3, 8, 4)
+    assert list(c["split"]) == ["test"] * 5 + ["val"] * 3
+    assert len(meta.held_out_cells(pred, 3)["idx"]) == 3
