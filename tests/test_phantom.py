@@ -143,3 +143,13 @@ def test_bad_config_raises():
 def test_empty_recording():
     r = ph.simulate_recording(0, seed=0, donor=0, cells_per_frame=3)
     assert r.frames.shape == (0, 382, 512) and len(r.objects) == 0 and "diameter_um" in r.objects.columns
+
+
+def test_interior_visible_and_granules_distinct():
+    "Phantom 1.1: the nucleus is clearly denser than the cytoplasm and eosinophil granules are larger and more refractive."
+    cls = ph.PhantomConfig().classes
+    for c in CLASSES:
+        assert 0.015 <= cls[c].dn_nucleus - cls[c].dn_cytoplasm <= 0.035, c     # n_nucleus - n_cytoplasm ~ 0.02-0.03
+    eo, ne = cls["eosinophil"], cls["neutrophil"]
+    assert eo.granule_radius_um >= 2 * ne.granule_radius_um and eo.dn_granule >= 2 * ne.dn_granule
+    assert min(eo.lobe_spacing) >= 2.0 and min(ne.lobe_spacing) >= 2.0            # separated lobes, not one blob
