@@ -27,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = data.add_parser("build", help="generate/load, preprocess and cache a dataset")
     b.add_argument("--dataset", default="synthetic-qpi"); b.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
     b.add_argument("--rebuild", action="store_true", help="ignore the cache")
-    data.add_parser("verify", help="check the digests in data_manifest.yaml")
+    b.add_argument("--seed", type=int, default=0, help="build seed (one cache per profile and seed)")
+    rec = data.add_parser("record", help="record the reference fingerprint of a synthetic-qpi build (writes data_fingerprints/ and the manifest)")
+    rec.add_argument("--profile", choices=PROFILE_NAMES, default="smoke"); rec.add_argument("--seed", type=int, default=0)
+    data.add_parser("verify", help="check cached builds against their references and BloodMNIST files against their MD5")
     r = sub.add_parser("run", help="execute the chapters with papermill")
     r.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
     r.add_argument("--chapters", default=None, help="comma-separated chapter numbers or names, e.g. 02,03")
@@ -43,7 +46,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "data":
             from leukoxai_nb import datasets
-            if args.data_command == "build": return int(datasets.cli_build(args.dataset, args.profile, rebuild=args.rebuild) or 0)
+            if args.data_command == "build": return int(datasets.cli_build(args.dataset, args.profile, rebuild=args.rebuild, seed=args.seed) or 0)
+            if args.data_command == "record": return int(datasets.cli_record(args.profile, args.seed) or 0)
             return int(datasets.cli_verify() or 0)
         if args.command == "run":
             from leukoxai_nb.runner import run_book
@@ -51,9 +55,14 @@ def main(argv=None) -> int:
             return 0
         if args.command == "render":
             from leukoxai_nb.report import render_book
+            from leukoxai_nb.runner import failed_chapters
             print(render_book(args.profile, backend=args.backend).resolve())
-            return 0
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+            bad = failed_chapters(args.profile)
+            for ch, f in bad.items():
+                print(f"leukoxai: error: chapter {ch} failed in its latest run (cell {f.get('cell')}: {f.get('exception')}); "
+                      f"the book shows its last good notebook; partial notebook: {f.get('partial')}", file=sys.stderr)
+            return 3 if bad else 0
+    except (ValueError, TypeError, OSError, KeyError, RuntimeError) as e:
         print(f"leukoxai: error: {e}", file=sys.stderr)
         return 2
     return 1

@@ -4,16 +4,16 @@
 
 # %% ../nbs/90_core.ipynb #2e9086bf
 from __future__ import annotations
-import os, json, hashlib, random, tempfile, contextlib
+import os, errno, json, hashlib, random, tempfile, contextlib
 from pathlib import Path
 from importlib import resources
 import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['CLASSES', 'REGIONS', 'PROFILE_NAMES', 'Section', 'get_profile', 'project_root', 'results_root', 'results_path',
-           'atomic_path', 'save_npz', 'load_npz', 'save_json', 'sha256_file', 'sha256_arrays', 'save_table',
-           'save_figure', 'data_label', 'seed_everything', 'get_device']
+__all__ = ['CLASSES', 'REGIONS', 'PROFILE_NAMES', 'Section', 'get_profile', 'project_root', 'results_root', 'ResultsNotWritable',
+           'results_path', 'atomic_path', 'CorruptArtifact', 'save_npz', 'load_npz', 'read_cache', 'save_json',
+           'sha256_file', 'sha256_arrays', 'save_table', 'save_figure', 'data_label', 'seed_everything', 'get_device']
 
 # %% ../nbs/90_core.ipynb #d0fdfa62
 CLASSES = ("monocyte", "lymphocyte", "neutrophil", "eosinophil")
@@ -57,26 +57,59 @@ def results_root() -> Path:
     env = os.environ.get("LEUKOXAI_RESULTS")
     return Path(env) if env else project_root() / "results"
 
+class ResultsNotWritable(OSError):
+    "The results folder cannot be written (read-only, no permission, disk full): one line naming the path."
+    def __init__(self, path, err: OSError):
+        self.path = Path(path)
+        why = err.strerror or type(err).__name__
+        super().__init__(err.errno, f"{self.path}: cannot write results here ({why}); "
+                         f"free space, fix the permissions or set LEUKOXAI_RESULTS to a writable folder")
+    def __str__(self): return self.strerror
+
+def _mkdir(d: Path) -> Path:
+    try: d.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ResultsNotWritable(d, e) from None
+    return d
+
 def results_path(profile: str, *parts: str, mkdir: bool = True) -> Path:
     "Path under `results/<profile>/`; creates the parent folder."
     if profile not in PROFILE_NAMES and not os.environ.get("LEUKOXAI_ALLOW_CUSTOM_PROFILE"):
         raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILE_NAMES}")
     p = results_root() / profile
     for part in parts: p = p / part
-    if mkdir: (p.parent if parts else p).mkdir(parents=True, exist_ok=True)
+    if mkdir: _mkdir(p.parent if parts else p)
     return p
+
+def _file_mode() -> int:
+    "The mode an ordinary new file gets under the current umask (0644 with the usual 022)."
+    m = os.umask(0); os.umask(m)
+    return 0o666 & ~m
 
 @contextlib.contextmanager
 def atomic_path(path):
-    "Yield a temporary path beside `path`; it is renamed onto `path` only if the block succeeds."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    """Yield a temporary path beside `path`; it is renamed onto `path` only if the block succeeds. The file gets
+    the permissions of an ordinary new file (not mkstemp's 0600); an unwritable or full folder raises
+    `ResultsNotWritable` naming it."""
+    path = Path(path); _mkdir(path.parent)
+    try: fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    except OSError as e: raise ResultsNotWritable(path.parent, e) from None
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        try:
+            yield Path(tmp)
+            os.chmod(tmp, _file_mode())
+            os.replace(tmp, path)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT): raise ResultsNotWritable(path.parent, e) from None
+            raise
     finally:
         if os.path.exists(tmp): os.remove(tmp)
+
+class CorruptArtifact(ValueError):
+    "A cached file exists but cannot be read (truncated, not the expected format)."
+    def __init__(self, path, err, what: str = "a cached file"):
+        self.path = Path(path)
+        super().__init__(f"{path}: could not be read as {what} ({type(err).__name__}: {str(err)[:200]}); delete it or rerun the chapter that makes it")
 
 def save_npz(path, **arrays) -> Path:
     "Write arrays to a compressed `.npz` atomically."
@@ -85,10 +118,25 @@ def save_npz(path, **arrays) -> Path:
     return Path(path)
 
 def load_npz(path) -> dict:
-    "Read a `.npz` written by `save_npz` into a dict (no pickled objects allowed)."
+    "Read a `.npz` written by `save_npz` into a dict (no pickled objects allowed); an unreadable file raises `CorruptArtifact`."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
-    with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
+    try:
+        with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
+    except Exception as e: raise CorruptArtifact(path, e) from None
+
+def read_cache(path, reader=None, log=print):
+    """A cached artifact read with `reader(path)` (default `load_npz`), or `None` when it is missing or unreadable,
+    so that the caller rebuilds it. An unreadable file is named in one line and moved aside to `<name>.corrupt`."""
+    path = Path(path)
+    if not path.exists(): return None
+    try: return (reader or load_npz)(path)
+    except Exception as e:
+        bad = path.with_name(path.name + ".corrupt")
+        try: os.replace(path, bad)
+        except OSError: bad = path
+        log(f"{path}: cached file is unreadable ({type(e).__name__}: {str(e)[:120]}); rebuilding it (bad copy kept as {bad.name})")
+        return None
 
 def save_json(path, obj) -> Path:
     with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str))

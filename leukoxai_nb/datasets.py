@@ -4,22 +4,26 @@
 
 # %% ../nbs/91_datasets.ipynb #61ed2a28
 from __future__ import annotations
-import os, sys, time, math, hashlib
+import os, sys, time, math, json, hashlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from .core import (CLASSES, REGIONS, results_path, atomic_path, sha256_arrays, get_profile, data_label)
+from .core import (CLASSES, REGIONS, results_path, atomic_path, sha256_arrays, get_profile, data_label,
+                              CorruptArtifact)
 from . import preprocessing as pp
 
 # %% auto #0
-__all__ = ['OUTLIER_KINDS', 'STREAM_CHUNK', 'DATASETS', 'BLOODMNIST_CLASS_MAP', 'BLOODMNIST_OUTLIERS', 'BLOODMNIST_DROPPED',
-           'PatchSet', 'empty_patchset', 'concat_patchsets', 'DigestMismatch', 'manifest_path', 'read_manifest',
-           'write_manifest', 'generator_version', 'check_or_record_digest', 'recording_seed', 'build_synthetic',
-           'save_synthetic', 'load_dataset', 'load_outliers', 'md5_file', 'bloodmnist_file', 'rgb_to_patch',
-           'load_bloodmnist', 'read_stack', 'read_labels_csv', 'process_recording', 'load_user_qpi', 'cli_build',
-           'cli_verify']
+__all__ = ['OUTLIER_KINDS', 'FLOAT_RTOL', 'BLOCK_ROWS', 'QUANTILES', 'FLOAT_FIELDS', 'STREAM_CHUNK', 'LOADERS',
+           'BLOODMNIST_CLASS_MAP', 'BLOODMNIST_OUTLIERS', 'BLOODMNIST_DROPPED', 'PatchSet', 'empty_patchset',
+           'concat_patchsets', 'DigestMismatch', 'manifest_path', 'validate_manifest', 'read_manifest',
+           'write_manifest', 'generator_version', 'float_fingerprint', 'discrete_fingerprint', 'fingerprint',
+           'compare_fingerprints', 'numpy_simd_level', 'platform_info', 'FingerprintMismatch', 'verify_build',
+           'record_build', 'recording_seed', 'build_synthetic', 'save_synthetic', 'register_loader', 'load_dataset',
+           'load_outliers', 'md5_file', 'bloodmnist_file', 'rgb_to_patch', 'load_bloodmnist', 'max_stack_bytes',
+           'StackReader', 'read_stack', 'read_labels_csv', 'process_recording', 'load_user_qpi', 'cli_build',
+           'cli_record', 'cli_verify']
 
 # %% ../nbs/91_datasets.ipynb #a3d0e4d9
 OUTLIER_KINDS = ("erythrocyte", "thrombocyte", "aggregate", "ruptured", "defocused")
@@ -105,31 +109,57 @@ def concat_patchsets(sets: list) -> PatchSet:
 
 # %% ../nbs/91_datasets.ipynb #7c215a04
 class DigestMismatch(ValueError):
-    "A file's digest differs from the one in data_manifest.yaml."
+    "A downloaded file's digest differs from the published one in data_manifest.yaml."
     def __init__(self, file, expected, actual, algo="sha256", hint=""):
         self.file, self.expected, self.actual = str(file), expected, actual
         super().__init__(f"{file}: {algo} digest mismatch: expected {expected}, got {actual}" + (f". {hint}" if hint else ""))
 
 def manifest_path() -> Path:
-    "Where data_manifest.yaml is read and written."
+    "Where data_manifest.yaml is read (and written by `leukoxai data record` only)."
     if os.environ.get("LEUKOXAI_MANIFEST"): return Path(os.environ["LEUKOXAI_MANIFEST"])
     from leukoxai_nb.core import project_root
     return project_root() / "data_manifest.yaml"  # the repository's manifest, found from the working directory
 
+# %% ../nbs/91_datasets.ipynb #4ece9c34
+def _is_int(v) -> bool: return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+def _positive(v) -> bool:
+    try: return float(v) > 0 and np.isfinite(float(v))
+    except (TypeError, ValueError): return False
+
+def validate_manifest(m, path) -> dict:
+    "`m` if it is a well-formed manifest, else a ValueError naming `path` and the field."
+    if not isinstance(m, dict) or not isinstance(m.get("datasets"), dict):
+        raise ValueError(f"{path}: expected a mapping with a 'datasets' key")
+    sq = m["datasets"].get("synthetic-qpi")
+    if not isinstance(sq, dict):
+        raise ValueError(f"{path}: datasets.synthetic-qpi is missing; the default dataset needs its entry (copy it from the repository's data_manifest.yaml)")
+    for i, b in enumerate(sq.get("builds") or []):
+        where = f"{path}: datasets.synthetic-qpi.builds[{i}]"
+        if not isinstance(b, dict): raise ValueError(f"{where} is {b!r}; expected a mapping")
+        if not _is_int(b.get("seed")): raise ValueError(f"{where}.seed is {b.get('seed')!r}; expected an integer")
+        if b.get("profile") not in ("smoke", "quick", "paper"): raise ValueError(f"{where}.profile is {b.get('profile')!r}; expected smoke, quick or paper")
+    for k, v in ((m["datasets"].get("user-qpi") or {}).get("defaults") or {}).items():
+        if not _positive(v): raise ValueError(f"{path}: datasets.user-qpi.defaults.{k} is {v!r}; expected a positive number")
+    for size, info in ((m["datasets"].get("bloodmnist") or {}).get("files") or {}).items():
+        md5 = str((info or {}).get("md5", ""))
+        if len(md5) != 32: raise ValueError(f"{path}: datasets.bloodmnist.files.{size}.md5 is {md5!r}; expected 32 hex digits")
+    return m
+
 def read_manifest(path=None) -> dict:
-    "The manifest as a dict (an error names the file if it is missing or not valid YAML)."
+    "The manifest as a dict (an error names the file if it is missing, not valid YAML or malformed)."
     path = Path(path or manifest_path())
     if not path.exists(): raise FileNotFoundError(f"{path}: data manifest not found (set LEUKOXAI_MANIFEST or run from the repository root)")
     try: m = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML ({e})") from e
-    if not isinstance(m, dict) or "datasets" not in m: raise ValueError(f"{path}: expected a mapping with a 'datasets' key")
-    return m
+    except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return validate_manifest(m, path)
 
 def write_manifest(m: dict, path=None) -> Path:
     path = Path(path or manifest_path())
     with atomic_path(path) as tmp: Path(tmp).write_text(yaml.safe_dump(m, sort_keys=False, width=120))
     return path
 
+# %% ../nbs/91_datasets.ipynb #525965d2
 def generator_version() -> str:
     "The generator's identity: phantom.GENERATOR_VERSION (else the package version) + a short hash of the phantom, preprocessing and datasets code."
     import leukoxai_nb
@@ -148,29 +178,174 @@ def generator_version() -> str:
         h.update("\n".join(l for l in src.splitlines() if not l.startswith("# %%")).encode())   # ignore notebook cell ids
     return f"{g}+{h.hexdigest()[:12]}"
 
+# %% ../nbs/91_datasets.ipynb #ae6fb033
+FLOAT_RTOL = 2e-5
+"Allowed deviation of a float statistic, relative to the L1 norm of the values it sums."
+BLOCK_ROWS = 64
+"Cells per block of the float statistics and mask counts."
+QUANTILES = (0.001, 0.01, 0.5, 0.99, 0.999)
+FLOAT_FIELDS = ("phase", "features")
+
+def _signs(n: int, salt: int) -> np.ndarray:
+    "n fixed ±1 weights from a multiplicative hash of (index + salt): the same on every platform."
+    h = (np.arange(n, dtype=np.uint64) + np.uint64(salt)) * np.uint64(0x9E3779B97F4A7C15)
+    h ^= h >> np.uint64(31)
+    return np.where((h >> np.uint64(11)) & np.uint64(1), 1.0, -1.0)
+
+# %% ../nbs/91_datasets.ipynb #8a314974
+def _blocks(n: int) -> list:
+    return [(s, min(s + BLOCK_ROWS, n)) for s in range(0, n, BLOCK_ROWS)]
+
+def float_fingerprint(a: np.ndarray) -> dict:
+    "Block sums, two ±1 projections and L1 norms per (block, column) in float64, and quantiles of the whole array."
+    a = np.asarray(a); n = len(a)
+    x = a.reshape(n, a.shape[1] if a.ndim == 2 else 1, -1).astype(np.float64)          # rows x columns x values
+    w = [_signs(x.shape[2], s) for s in (11, 12)]; r = [_signs(n, s) for s in (21, 22)]
+    per_row = {"sum": x.sum(2), "proj1": (x @ w[0]) * r[0][:, None], "proj2": (x @ w[1]) * r[1][:, None], "l1": np.abs(x).sum(2)}
+    out = {k: [v[s:e].sum(0).tolist() for s, e in _blocks(n)] for k, v in per_row.items()}
+    fin = a[np.isfinite(a)] if a.size else np.zeros(1)
+    out.update(shape=list(a.shape), dtype=str(a.dtype), quantiles=np.quantile(fin.astype(np.float64), QUANTILES).tolist())
+    return out
+
+# %% ../nbs/91_datasets.ipynb #7cedfd15
+def discrete_fingerprint(arrays: dict) -> dict:
+    "sha256 per discrete field, counts per label/kind/group, and set mask pixels per block."
+    out = {"sha256": {k: sha256_arrays({k: v}) for k, v in sorted(arrays.items()) if k not in FLOAT_FIELDS}, "counts": {}}
+    for k in ("label", "true_label", "kind", "group"):
+        if k in arrays:
+            u, c = np.unique(arrays[k], return_counts=True)
+            out["counts"][k] = {str(a): int(b) for a, b in zip(u.tolist(), c.tolist())}
+    if "masks_packed" in arrays:
+        bits = np.unpackbits(arrays["masks_packed"], axis=1).sum(1)
+        out["mask_pixels"] = [int(bits[s:e].sum()) for s, e in _blocks(len(bits))]
+    return out
+
+def fingerprint(arrays: dict) -> dict:
+    "The fingerprint of one cached file's arrays (`PatchSet.arrays()` plus build seed and version)."
+    return {"n_rows": int(len(arrays["label"])), "block_rows": BLOCK_ROWS,
+            "float": {k: float_fingerprint(arrays[k]) for k in FLOAT_FIELDS if k in arrays},
+            "discrete": discrete_fingerprint(arrays)}
+
+# %% ../nbs/91_datasets.ipynb #b8b7574b
+def _rows(b: int, n: int) -> str:
+    s, e = _blocks(n)[b]; return f"block {b} (cells {s}-{e - 1})"
+
+def compare_fingerprints(expected: dict, actual: dict) -> list[str]:
+    "Every difference between two fingerprints as 'field: expected …, got …' lines (empty: the same data)."
+    diffs, n = [], expected["n_rows"]
+    if actual["n_rows"] != n: return [f"rows: expected {n}, got {actual['n_rows']}"]
+    for k, e in expected["float"].items():
+        a = actual["float"].get(k)
+        if a is None or a["shape"] != e["shape"] or a["dtype"] != e["dtype"]:
+            diffs.append(f"{k}: expected shape {e['shape']} {e['dtype']}, got {a and a['shape']} {a and a['dtype']}"); continue
+        for stat in ("sum", "proj1", "proj2"):
+            ev, av, l1 = np.asarray(e[stat]), np.asarray(a[stat]), np.asarray(e["l1"])
+            tol = FLOAT_RTOL * l1 + 1e-9
+            bad = np.argwhere(np.abs(av - ev) > tol)
+            for b, c in bad[:3]:
+                col = f" column {c}" if ev.shape[1] > 1 else ""
+                diffs.append(f"{k}{col}: {_rows(b, n)} {stat} expected {ev[b, c]:.10g}, got {av[b, c]:.10g} "
+                             f"(allowed ±{tol[b, c]:.3g}, FLOAT_RTOL={FLOAT_RTOL:g} of its L1 norm)")
+        eq, aq = np.asarray(e["quantiles"]), np.asarray(a["quantiles"])
+        qtol = FLOAT_RTOL * max(float(eq[-1] - eq[0]), 1e-6) * 10
+        for q, x, y in zip(QUANTILES, eq, aq):
+            if abs(x - y) > qtol: diffs.append(f"{k}: quantile {q} expected {x:.8g}, got {y:.8g} (allowed ±{qtol:.2g})")
+    ed, ad = expected["discrete"], actual["discrete"]
+    for k, h in ed["sha256"].items():
+        if ad["sha256"].get(k) == h: continue
+        detail = ""
+        if k in ed["counts"] and ed["counts"][k] != ad["counts"].get(k):
+            keys = sorted(set(ed["counts"][k]) | set(ad["counts"].get(k, {})))
+            detail = "; counts " + ", ".join(f"{x}: expected {ed['counts'][k].get(x, 0)}, got {ad['counts'].get(k, {}).get(x, 0)}"
+                                              for x in keys if ed["counts"][k].get(x, 0) != ad["counts"].get(k, {}).get(x, 0))
+        elif k == "masks_packed":
+            bb = [i for i, (x, y) in enumerate(zip(ed["mask_pixels"], ad.get("mask_pixels", []))) if x != y]
+            if bb: detail = f"; {_rows(bb[0], n)} has {ad['mask_pixels'][bb[0]]} mask pixels set, expected {ed['mask_pixels'][bb[0]]}"
+        else: detail = " (same counts, other values or order)" if k in ed["counts"] else ""
+        diffs.append(f"{k}: sha256 expected {h[:12]}…, got {str(ad['sha256'].get(k))[:12]}…{detail}")
+    return diffs
+
+# %% ../nbs/91_datasets.ipynb #266b6dfd
+def numpy_simd_level() -> str:
+    "The SIMD target NumPy dispatches to at run time (e.g. X86_V4 = AVX-512, X86_V3 = AVX2, baseline(X86_V2))."
+    try:
+        from numpy._core._multiarray_umath import __cpu_targets_info__ as info
+        cur = {v["current"] for ops in info.values() for v in ops.values() if isinstance(v, dict) and "current" in v}
+        for best in ("AVX512_SPR", "AVX512_ICL", "X86_V4", "X86_V3"):          # highest x86 target any kernel runs
+            if best in cur: return best
+        return sorted(cur)[0] if cur else "unknown"
+    except Exception: return "unknown"
+
+def platform_info() -> dict:
+    "CPU architecture, NumPy's SIMD level and the versions that decide float bits."
+    import platform
+    from importlib import metadata
+    def v(p):
+        try: return metadata.version(p)
+        except metadata.PackageNotFoundError: return None
+    return {"machine": platform.machine(), "numpy_simd": numpy_simd_level(), "numpy": np.__version__,
+            "torch": v("torch"), "python": platform.python_version()}
+
+# %% ../nbs/91_datasets.ipynb #6fec0fa0
+class FingerprintMismatch(ValueError):
+    "Generated data differ from the recorded reference beyond float tolerance."
+
 def _build_entry(m, profile, seed, version):
-    for e in m["datasets"]["synthetic-qpi"].setdefault("builds", None) or []:
-        if e.get("profile") == profile and int(e.get("seed", -1)) == int(seed) and str(e.get("generator_version")) == version:
+    for e in m["datasets"]["synthetic-qpi"].get("builds") or []:
+        if e.get("profile") == profile and int(e["seed"]) == int(seed) and str(e.get("generator_version")) == version:
             return e
     return None
 
-def check_or_record_digest(profile: str, seed: int, digests: dict, files: dict, extra: dict | None = None, path=None) -> str:
-    "Compare `digests` (name -> sha256) with the manifest entry of (profile, seed, version); record them if there is none. Returns 'recorded' or 'verified'."
-    m = read_manifest(path); version = generator_version()
+def _reference_path(entry, manifest) -> Path:
+    return Path(manifest).parent / entry["reference"]
+
+def verify_build(profile: str, seed: int, arrays: dict, files: dict, path=None) -> dict:
+    """Compare the fingerprints of `arrays` (name -> arrays of one cached file) with the recorded reference.
+    Returns dict(status, note): 'not recorded', 'verified' (identical bits) or 'verified within tolerance'; raises
+    `FingerprintMismatch` naming the file, the field, the values and what to do."""
+    path = Path(path or manifest_path()); m = read_manifest(path); version = generator_version()
     e = _build_entry(m, profile, seed, version)
     if e is None:
-        builds = [b for b in (m["datasets"]["synthetic-qpi"].get("builds") or [])        # an entry of older code is replaced
-                  if not (b.get("profile") == profile and int(b.get("seed", -1)) == int(seed))]
-        builds.append(dict(profile=profile, seed=int(seed), generator_version=version, **{f"sha256_{k}": v for k, v in digests.items()}, **(extra or {})))
-        m["datasets"]["synthetic-qpi"]["builds"] = builds
-        write_manifest(m, path)
-        return "recorded"
-    for k, v in digests.items():
-        exp = e.get(f"sha256_{k}")
-        if exp is not None and exp != v:
-            raise DigestMismatch(files[k], exp, v, hint=f"entry profile={profile} seed={seed} generator_version={version} in "
-                                 f"{path or manifest_path()}; if the generator or the platform changed on purpose, remove that entry and rebuild")
-    return "verified"
+        return dict(status="not recorded", note=f"no reference for profile={profile} seed={seed} generator {version} in {path}: "
+                    f"not verified (record one with `leukoxai data record --profile {profile} --seed {seed}`)")
+    ref_file = _reference_path(e, path)
+    if not ref_file.exists(): raise FileNotFoundError(f"{path}: reference {e['reference']} of profile={profile} seed={seed} is missing ({ref_file})")
+    ref = json.loads(ref_file.read_text())
+    same_bits = True
+    for name, arr in arrays.items():
+        diffs = compare_fingerprints(ref["fingerprints"][name], fingerprint(arr))
+        if diffs:
+            more = f" (and {len(diffs) - 1} more differences)" if len(diffs) > 1 else ""
+            raise FingerprintMismatch(
+                f"{files[name]}: {diffs[0]}{more}; the data differ from the reference {ref_file.name} (profile={profile}, seed={seed}, "
+                f"generator {version}). If you changed the generator on purpose, record a new reference with "
+                f"`leukoxai data record --profile {profile} --seed {seed}`; otherwise rebuild the cache (`leukoxai data build --rebuild`)")
+        same_bits &= ref["sha256"].get(name) == sha256_arrays(arr)
+    if same_bits: return dict(status="verified", note=f"identical bits to the reference {ref_file.name}")
+    here, there = platform_info(), ref.get("platform", {})
+    return dict(status="verified within tolerance",
+                note=f"fingerprint matches {ref_file.name}; the exact sha256 differs (recorded on {there.get('machine')} "
+                     f"numpy {there.get('numpy')} SIMD {there.get('numpy_simd')}, here {here['machine']} numpy {here['numpy']} "
+                     f"SIMD {here['numpy_simd']}): float rounding of another CPU, within FLOAT_RTOL={FLOAT_RTOL:g}")
+
+# %% ../nbs/91_datasets.ipynb #c5bebc1c
+def record_build(profile: str, seed: int, arrays: dict, path=None) -> Path:
+    "Write the reference of (profile, seed, this generator version) and list it in the manifest: `leukoxai data record`."
+    path = Path(path or manifest_path()); m = read_manifest(path); version = generator_version()
+    rel = f"data_fingerprints/synthetic-qpi_{profile}_seed{int(seed)}.json"
+    ref = {"dataset": "synthetic-qpi", "profile": profile, "seed": int(seed), "generator_version": version,
+           "recorded_at": time.strftime("%Y-%m-%d"), "platform": platform_info(), "float_rtol": FLOAT_RTOL,
+           "sha256": {k: sha256_arrays(a) for k, a in arrays.items()},
+           "fingerprints": {k: fingerprint(a) for k, a in arrays.items()}}
+    out = path.parent / rel; out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp: Path(tmp).write_text(json.dumps(ref, indent=1) + "\n")
+    sq = m["datasets"]["synthetic-qpi"]
+    builds = [b for b in (sq.get("builds") or []) if not (b.get("profile") == profile and int(b["seed"]) == int(seed))]
+    builds.append(dict(profile=profile, seed=int(seed), generator_version=version, reference=rel,
+                       **{f"n_{k}": int(len(a["label"])) for k, a in arrays.items()}))
+    sq["builds"] = sorted(builds, key=lambda b: (("smoke", "quick", "paper").index(b["profile"]), int(b["seed"])))
+    write_manifest(m, path)
+    return out
 
 # %% ../nbs/91_datasets.ipynb #9404b6d1
 def recording_seed(seed: int, purpose: str, donor: int) -> int:
@@ -383,8 +558,10 @@ def build_synthetic(profile: str, seed: int = 0, progress: bool = True, workers:
     return dict(cells=cells, outliers=outl, reports=reports, balance=pd.concat([balance, bal_dt], ignore_index=True), stats=stats)
 
 # %% ../nbs/91_datasets.ipynb #e18e8afb
-def _cache_paths(name, profile):
-    return (results_path(profile, "data", f"{name}.npz"), results_path(profile, "data", f"{name}_outliers.npz"))
+def _cache_paths(name, profile, seed: int = 0):
+    "The two cache files of (profile, seed): cells and outliers."
+    stem = f"{name}_seed{int(seed)}"
+    return (results_path(profile, "data", f"{stem}.npz"), results_path(profile, "data", f"{stem}_outliers.npz"))
 
 def _save_npz_plain(path, arrays):
     with atomic_path(path) as tmp:
@@ -396,74 +573,93 @@ def _read_npz(path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
     except Exception as e:
-        raise ValueError(f"{path}: could not be read as a .npz archive ({type(e).__name__}: {e}); delete it or rebuild") from e
+        raise CorruptArtifact(path, e, "a .npz archive") from None
+
+def _stored_arrays(built: dict, seed: int) -> dict:
+    "What goes into the two cache files: the PatchSets' arrays plus the build's version and seed."
+    out = {}
+    for key in ("cells", "outliers"):
+        a = built[key].arrays(); a["build_version"] = np.array(generator_version()); a["build_seed"] = np.array(int(seed))
+        out[key] = a
+    return out
 
 def save_synthetic(built: dict, profile: str, seed: int = 0) -> dict:
-    "Cache a `build_synthetic` result, write its tables, and check/record its digests in the manifest."
+    "Cache a `build_synthetic` result, write its tables, and verify it against the recorded reference (never writes one)."
     from leukoxai_nb.core import save_table, save_json
-    fc, fo = _cache_paths("synthetic-qpi", profile)
-    ac, ao = built["cells"].arrays(), built["outliers"].arrays()
-    ac["build_version"] = ao["build_version"] = np.array(generator_version())
-    ac["build_seed"] = ao["build_seed"] = np.array(int(seed))
-    _save_npz_plain(fc, ac); _save_npz_plain(fo, ao)
-    digests = {"cells": sha256_arrays(ac), "outliers": sha256_arrays(ao)}
+    fc, fo = _cache_paths("synthetic-qpi", profile, seed)
+    arrays = _stored_arrays(built, seed)
+    _save_npz_plain(fc, arrays["cells"]); _save_npz_plain(fo, arrays["outliers"])
     for name, rep in built["reports"].items():
         slug = "outliers" if "outlier" in name else "cells"
         save_table(rep.reset_index(), profile, f"data_filter_report_{slug}")
-    counts = built["cells"].counts().reset_index()
-    save_table(counts, profile, "data_class_counts")
+    save_table(built["cells"].counts().reset_index(), profile, "data_class_counts")
     save_table(built["balance"], profile, "data_balance")
-    status = check_or_record_digest(profile, seed, digests, {"cells": fc, "outliers": fo},
-                                    extra=dict(n_cells=len(built["cells"]), n_outliers=len(built["outliers"])))
-    save_json(results_path(profile, "data", "synthetic-qpi.json"),
-              dict(seed=seed, generator_version=generator_version(), digests=digests, manifest=status, **built["stats"]))
-    return dict(digests=digests, manifest=status, files=(fc, fo))
+    check = verify_build(profile, seed, arrays, {"cells": fc, "outliers": fo})
+    save_json(results_path(profile, "data", f"synthetic-qpi_seed{int(seed)}.json"),
+              dict(seed=seed, generator_version=generator_version(), platform=platform_info(),
+                   sha256={k: sha256_arrays(a) for k, a in arrays.items()}, verification=check, **built["stats"]))
+    return dict(verification=check, files=(fc, fo), arrays=arrays)
 
 def _load_cached(name, profile, seed):
-    fc, fo = _cache_paths(name, profile)
-    ac, ao = _read_npz(fc), _read_npz(fo)
+    "The cached (cells, outliers), verified; `None` when a file is missing or unreadable (then the caller rebuilds)."
+    from leukoxai_nb.core import read_cache
+    fc, fo = _cache_paths(name, profile, seed)
+    ac, ao = read_cache(fc, _read_npz), read_cache(fo, _read_npz)
+    if ac is None or ao is None: return None
     for f, a in ((fc, ac), (fo, ao)):
         if "build_version" not in a: raise ValueError(f"{f}: not a synthetic-qpi cache of this package (no build_version); delete it or rebuild")
-    check_or_record_digest(profile, seed, {"cells": sha256_arrays(ac), "outliers": sha256_arrays(ao)}, {"cells": fc, "outliers": fo})
-    return PatchSet.from_arrays(ac), PatchSet.from_arrays(ao)
+    check = verify_build(profile, seed, {"cells": ac, "outliers": ao}, {"cells": fc, "outliers": fo})
+    return PatchSet.from_arrays(ac), PatchSet.from_arrays(ao), check
 
-DATASETS = ("synthetic-qpi", "bloodmnist", "user-qpi")
-
-def load_dataset(name: str = "synthetic-qpi", profile: str = "smoke", rebuild: bool = False, seed: int = 0) -> PatchSet:
-    "The leukocyte PatchSet of dataset `name` (pool + donor_test groups); builds and caches it when missing or when `rebuild`."
-    if name == "synthetic-qpi": return _synthetic(profile, rebuild, seed)[0]
-    if name == "bloodmnist": return load_bloodmnist(profile=profile)[0]
-    if name == "user-qpi": return load_user_qpi(profile=profile, seed=seed)[0]
-    raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
-
-def load_outliers(name: str = "synthetic-qpi", profile: str = "smoke", seed: int = 0) -> PatchSet:
-    "Non-leukocyte objects of dataset `name` (column `kind`, `group` = kind); empty when a dataset has none."
-    if name == "synthetic-qpi": return _synthetic(profile, False, seed)[1]
-    if name == "bloodmnist": return load_bloodmnist(profile=profile)[1]
-    if name == "user-qpi": return empty_patchset("user-qpi", profile, has_masks=False)
-    raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
-
+# %% ../nbs/91_datasets.ipynb #35880f3b
 def _cache_current(profile, seed) -> bool:
-    "True when both cache files exist and were built by this generator version with this seed (a corrupt file counts as current: loading it then fails loudly)."
-    fc, fo = _cache_paths("synthetic-qpi", profile)
+    "True when both cache files of (profile, seed) exist and were built by this generator version (an unreadable one counts: loading names it and rebuilds)."
+    fc, fo = _cache_paths("synthetic-qpi", profile, seed)
     if not (fc.exists() and fo.exists()): return False
     try:
         with np.load(fc, allow_pickle=False) as z:
-            if "build_version" not in z.files: return True
+            if "build_version" not in z.files: return True          # a foreign file: loading it names the problem
             return str(z["build_version"]) == generator_version() and int(z["build_seed"]) == int(seed)
     except Exception: return True
 
 _MEMO = {}
-def _synthetic(profile, rebuild, seed):
-    fc, fo = _cache_paths("synthetic-qpi", profile)
-    key = (str(fc.resolve()), seed)
-    if not rebuild and key in _MEMO and _MEMO[key][0] == os.path.getmtime(fc): return _MEMO[key][1]
-    if rebuild or not _cache_current(profile, seed):
+def _synthetic(profile, rebuild, seed, log=print):
+    "(cells, outliers, verification) of the synthetic set, from the per-seed cache when it is current and readable."
+    fc, fo = _cache_paths("synthetic-qpi", profile, seed)
+    key = (str(fc.resolve()), int(seed))
+    if not rebuild and key in _MEMO and fc.exists() and _MEMO[key][0] == os.path.getmtime(fc): return _MEMO[key][1]
+    out = None if rebuild or not _cache_current(profile, seed) else _load_cached("synthetic-qpi", profile, seed)
+    if out is None:
         built = build_synthetic(profile, seed)
-        save_synthetic(built, profile, seed)
-    out = _load_cached("synthetic-qpi", profile, seed)
+        info = save_synthetic(built, profile, seed)
+        out = (built["cells"], built["outliers"], info["verification"])
+    if out[2]["status"] != "verified": log(f"synthetic-qpi {profile} seed={seed}: {out[2]['status']}: {out[2]['note']}")
     _MEMO[key] = (os.path.getmtime(fc), out)
     return out
+
+# %% ../nbs/91_datasets.ipynb #def14c22
+LOADERS = {}
+"Dataset name -> loader(profile, seed, rebuild) returning (cells PatchSet, outliers PatchSet)."
+
+def register_loader(name: str):
+    "Decorator: make `fn(profile, seed, rebuild)` the loader of dataset `name`."
+    def deco(fn): LOADERS[name] = fn; return fn
+    return deco
+
+@register_loader("synthetic-qpi")
+def _load_synthetic(profile, seed, rebuild): return _synthetic(profile, rebuild, seed)[:2]
+
+def _loader(name):
+    if name not in LOADERS: raise ValueError(f"unknown dataset {name!r}; expected one of {tuple(LOADERS)}")
+    return LOADERS[name]
+
+def load_dataset(name: str = "synthetic-qpi", profile: str = "smoke", rebuild: bool = False, seed: int = 0) -> PatchSet:
+    "The leukocyte PatchSet of dataset `name` (pool + donor_test groups); builds and caches it when missing or when `rebuild`."
+    return _loader(name)(profile, seed, rebuild)[0]
+
+def load_outliers(name: str = "synthetic-qpi", profile: str = "smoke", seed: int = 0) -> PatchSet:
+    "Non-leukocyte objects of dataset `name` (column `kind`, `group` = kind); empty when a dataset has none."
+    return _loader(name)(profile, seed, False)[1]
 
 # %% ../nbs/91_datasets.ipynb #d1168461
 BLOODMNIST_CLASS_MAP = {1: "eosinophil", 4: "lymphocyte", 5: "monocyte", 6: "neutrophil"}
@@ -545,55 +741,152 @@ def load_bloodmnist(profile: str = "smoke", size: int = 64, path=None, md5: str 
     outl = mk(oidx, np.full(len(oidx), -1, np.int64), okind, okind)
     return cells, outl, report
 
+_BLOOD = {}
+@register_loader("bloodmnist")
+def _load_blood(profile, seed, rebuild):
+    "BloodMNIST, read and balanced once per (profile, seed) in a session."
+    if rebuild or (profile, seed) not in _BLOOD: _BLOOD[(profile, seed)] = load_bloodmnist(profile=profile, seed=seed)[:2]
+    return _BLOOD[(profile, seed)]
+
 # %% ../nbs/91_datasets.ipynb #8f6d5a10
-def read_stack(path) -> np.ndarray:
-    "Read a phase stack from .npy, .tif/.tiff or .h5/.hdf5; errors name the file and the problem."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path}: recording file not found")
-    ext = path.suffix.lower()
+def max_stack_bytes() -> int:
+    "The largest stack accepted: $LEUKOXAI_MAX_STACK_FRACTION (default 0.5) of the memory available now."
+    frac = float(os.environ.get("LEUKOXAI_MAX_STACK_FRACTION", "0.5"))
     try:
-        if ext == ".npy": a = np.load(path, allow_pickle=False)
-        elif ext in (".tif", ".tiff"):
-            import tifffile; a = tifffile.imread(path)
-        elif ext in (".h5", ".hdf5"):
-            import h5py
-            with h5py.File(path, "r") as h:
-                names = [k for k in h.keys() if isinstance(h[k], h5py.Dataset)]
-                if "phase" in h: a = h["phase"][()]
-                elif len(names) == 1: a = h[names[0]][()]
-                else: raise ValueError(f"expected a dataset named 'phase' or exactly one dataset, found {names}")
-        else: raise ValueError(f"unsupported extension {ext!r}; expected .npy, .tif, .tiff, .h5 or .hdf5")
-    except (FileNotFoundError,) as e: raise
-    except Exception as e:
-        raise ValueError(f"{path}: could not read the phase stack ({type(e).__name__}: {e})") from e
-    return pp.check_frames(a, name=str(path))
+        import psutil; avail = psutil.virtual_memory().available
+    except ImportError: avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return int(frac * avail)
+
+class StackReader:
+    "A phase stack opened lazily: `shape` and `dtype` from the file's header, frames read by `read(i0, i1)`."
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.exists(): raise FileNotFoundError(f"{self.path}: recording file not found")
+        self.ext = self.path.suffix.lower()
+        if self.ext not in (".npy", ".tif", ".tiff", ".h5", ".hdf5"):
+            raise ValueError(f"{self.path}: unsupported extension {self.ext!r}; expected .npy, .tif, .tiff, .h5 or .hdf5")
+        try: self.shape, self.dtype = self._header()
+        except (ValueError, TypeError) as e:
+            if str(self.path) in str(e): raise
+            raise ValueError(f"{self.path}: could not read the phase stack ({type(e).__name__}: {e})") from None
+        except Exception as e: raise ValueError(f"{self.path}: could not read the phase stack ({type(e).__name__}: {e})") from None
+        self._check_declared()
+
+    def _h5(self, h):
+        import h5py
+        names = [k for k in h.keys() if isinstance(h[k], h5py.Dataset)]
+        if "phase" in h: return h["phase"]
+        if len(names) == 1: return h[names[0]]
+        raise ValueError(f"{self.path}: expected a dataset named 'phase' or exactly one dataset, found {names}")
+
+    def _header(self):
+        if self.ext == ".npy":
+            a = np.load(self.path, mmap_mode="r", allow_pickle=False); return tuple(a.shape), a.dtype
+        if self.ext in (".tif", ".tiff"):
+            import tifffile
+            with tifffile.TiffFile(self.path) as t: s = t.series[0]; return tuple(s.shape), np.dtype(s.dtype)
+        import h5py
+        with h5py.File(self.path, "r") as h: d = self._h5(h); return tuple(d.shape), d.dtype
+
+    def _check_declared(self):
+        shape = self.shape if len(self.shape) == 3 else (1,) + self.shape if len(self.shape) == 2 else self.shape
+        if len(shape) != 3: raise ValueError(f"{self.path}: declares shape {self.shape}; expected (frames, rows, cols)")
+        if not np.issubdtype(self.dtype, np.floating):
+            raise TypeError(f"{self.path}: dtype {self.dtype} is not a phase image; expected float32 or float64 phase in rad")
+        self.shape = shape
+        size, limit = int(np.prod(shape, dtype=np.int64)) * self.dtype.itemsize, max_stack_bytes()
+        if size > limit:
+            raise ValueError(f"{self.path}: declares {shape[0]} x {shape[1]} x {shape[2]} {self.dtype} = {size / 2**30:.1f} GiB, above the "
+                             f"limit of {limit / 2**30:.1f} GiB (LEUKOXAI_MAX_STACK_FRACTION of available memory); split the recording or raise the fraction")
+
+    def __len__(self): return self.shape[0]
+
+    def read(self, i0: int = 0, i1: int | None = None) -> np.ndarray:
+        "Frames i0..i1-1 as float32, validated."
+        i1 = len(self) if i1 is None else min(i1, len(self))
+        try:
+            if self.ext == ".npy": a = np.array(np.load(self.path, mmap_mode="r", allow_pickle=False).reshape(self.shape)[i0:i1])
+            elif self.ext in (".tif", ".tiff"):
+                import tifffile; a = tifffile.imread(self.path, key=range(i0, i1)).reshape((-1,) + self.shape[1:])
+            else:
+                import h5py
+                with h5py.File(self.path, "r") as h: a = self._h5(h)[()] if len(self._h5(h).shape) == 2 else self._h5(h)[i0:i1]
+        except Exception as e: raise ValueError(f"{self.path}: could not read the phase stack ({type(e).__name__}: {e})") from None
+        return pp.check_frames(a, name=str(self.path))
+
+def read_stack(path) -> np.ndarray:
+    "Read a whole phase stack from .npy, .tif/.tiff or .h5/.hdf5; errors name the file and the problem."
+    return StackReader(path).read()
+
+# %% ../nbs/91_datasets.ipynb #403980c6
+def _fail_row(path, r: int, msg: str): raise ValueError(f"{path}: row {r + 2} {msg}")
+
+def _check_label_rows(t: pd.DataFrame, path, root: Path):
+    "The checks that keep a labels file from leaking test cells or reading outside its folder (rows as in the file: header = 1)."
+    dup = t.duplicated(keep="first")
+    if dup.any(): r = int(np.flatnonzero(dup)[0]); _fail_row(path, r, f"duplicates row {int(np.flatnonzero((t == t.iloc[r]).all(axis=1))[0]) + 2}: {t.iloc[r].to_dict()}")
+    for f, g in t.groupby("file", sort=False):
+        if len(g) > 1: _fail_row(path, int(g.index[1]), f"lists file {f!r} again (first at row {int(g.index[0]) + 2}, label {g['label'].iloc[0]!r}); one file is one recording with one label")
+    for col in ("file", "donor"):
+        both = t.groupby(col)["group"].nunique()
+        for v in both[both > 1].index:
+            rows = t.index[t[col] == v]
+            _fail_row(path, int(rows[-1]), f"puts {col} {v!r} in both the pool and the donor-test group (rows {', '.join(str(i + 2) for i in rows)}); a donor test must be unseen")
+    base = root.resolve()
+    for i, f in t["file"].items():
+        p = Path(str(f))
+        if p.is_absolute() or not (base / p).resolve().is_relative_to(base):
+            _fail_row(path, i, f"has file {str(f)!r}, which resolves outside the data folder {base}; give a path relative to it")
 
 def read_labels_csv(path) -> pd.DataFrame:
     "Read and validate a user-qpi labels.csv (errors name the file, row and value)."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path}: labels CSV not found")
-    try: t = pd.read_csv(path)
-    except Exception as e: raise ValueError(f"{path}: could not be read as CSV ({type(e).__name__}: {e})") from e
+    try: t = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError: raise ValueError(f"{path}: empty file; expected a header 'file,label,donor' and one row per recording") from None
+    except Exception as e: raise ValueError(f"{path}: could not be read as CSV ({type(e).__name__}: {e})") from None
     miss = [c for c in ("file", "label", "donor") if c not in t.columns]
     if miss: raise ValueError(f"{path}: missing columns {miss}; expected at least file, label, donor")
-    t["label"] = t["label"].astype(str).str.strip().str.lower()
-    bad = t[~t["label"].isin(CLASSES)]
-    if len(bad):
-        r = bad.index[0]
-        raise ValueError(f"{path}: row {r + 2} has label {bad['label'].iloc[0]!r} outside the class set {list(CLASSES)}")
+    if not len(t): raise ValueError(f"{path}: no rows (header only); expected one row per recording")
+    t = t.apply(lambda c: c.str.strip())
+    t["label"] = t["label"].str.lower()
+    for i, v in t["label"].items():
+        if v not in CLASSES: _fail_row(path, i, f"has label {v!r} outside the class set {list(CLASSES)}")
+    for i, v in t["donor"].items():
+        try: ok = float(v) == int(float(v)) and "." not in v
+        except ValueError: ok = False
+        if not ok: _fail_row(path, i, f"has donor {v!r}; expected an integer donor id")
+    t["donor"] = t["donor"].astype(int)
     if "group" not in t: t["group"] = "pool"
-    badg = t[~t["group"].isin(["pool", "donor_test"])]
-    if len(badg): raise ValueError(f"{path}: row {badg.index[0] + 2} has group {badg['group'].iloc[0]!r}; expected 'pool' or 'donor_test'")
+    t.loc[t["group"] == "", "group"] = "pool"
+    for i, v in t["group"].items():
+        if v not in ("pool", "donor_test"): _fail_row(path, i, f"has group {v!r}; expected 'pool' or 'donor_test'")
+    for col in ("pixel_size_um", "wavelength_nm"):
+        if col not in t: continue
+        for i, v in t[col].items():
+            if v != "" and not _positive(v): _fail_row(path, i, f"has {col} {v!r}; expected a positive number (or empty for the default)")
+        t[col] = pd.to_numeric(t[col].replace("", np.nan))
+    _check_label_rows(t, path, path.parent)
     return t
 
+# %% ../nbs/91_datasets.ipynb #c1ae593c
+def _background_of(stack: StackReader, n: int, name: str, chunk: int = 100) -> np.ndarray:
+    "Median of the first `n` usable frames, reading only as many chunks as that takes."
+    parts, usable = [], 0
+    for s in range(0, len(stack), chunk):
+        fr = stack.read(s, s + chunk); parts.append(fr); usable += int((~pp.blank_frames(fr)).sum())
+        if usable >= n: break
+    return pp.median_background(np.concatenate(parts), n, name=name)
+
 def process_recording(frames, *, pixel_size_um: float, wavelength_nm: float, name: str = "recording", chunk: int = 100):
-    "Preprocess a whole recording (no ground truth): returns (table of detections with rule, phase patches of kept cells, stats)."
-    a = pp.check_frames(frames, name=name)
-    bg = pp.median_background(a, pp.N_BACKGROUND_FRAMES, name=name)
+    """Preprocess a whole recording (an array or a `StackReader`, read chunk by chunk; no ground truth): returns
+    (table of detections with rule, phase patches of kept cells, stats)."""
+    stack = frames if isinstance(frames, StackReader) else _ArrayStack(pp.check_frames(frames, name=name))
+    bg = _background_of(stack, pp.N_BACKGROUND_FRAMES, name, chunk)
     tabs, patches = [], []
-    stats = dict(frames=len(a), blank_frames=0, frames_without_objects=0, nonfinite_pixels=0)
-    for s in range(0, len(a), chunk):
-        fr = a[s:s + chunk]
+    stats = dict(frames=len(stack), blank_frames=0, frames_without_objects=0, nonfinite_pixels=0)
+    for s in range(0, len(stack), chunk):
+        fr = stack.read(s, s + chunk)
         blank = pp.blank_frames(fr); stats["blank_frames"] += int(blank.sum())
         ph, bad = pp.subtract_background(fr, bg); stats["nonfinite_pixels"] += int(bad.sum())
         for i in range(len(fr)):
@@ -607,6 +900,12 @@ def process_recording(frames, *, pixel_size_um: float, wavelength_nm: float, nam
     P = np.stack(patches).astype(np.float32) if patches else np.zeros((0, 50, 50), np.float32)
     return t, P, stats
 
+class _ArrayStack(StackReader):
+    "An in-memory stack with the reader's interface."
+    def __init__(self, a): self.a, self.shape, self.dtype, self.path = a, a.shape, a.dtype, Path("array")
+    def read(self, i0=0, i1=None): return self.a[i0:i1]
+
+# %% ../nbs/91_datasets.ipynb #0fc83282
 def load_user_qpi(root=None, profile: str = "smoke", seed: int = 0) -> tuple[PatchSet, PatchSet, pd.DataFrame]:
     "Your recordings (see the table above) as (PatchSet, empty outliers, filter report by recording)."
     root = root or os.environ.get("LEUKOXAI_USER_QPI")
@@ -615,103 +914,125 @@ def load_user_qpi(root=None, profile: str = "smoke", seed: int = 0) -> tuple[Pat
     meta = read_labels_csv(root / "labels.csv")
     try: defaults = read_manifest()["datasets"]["user-qpi"].get("defaults", {})
     except (FileNotFoundError, ValueError, KeyError): defaults = {}
-    sets, reps = [], []
+    stacks = {row["file"]: StackReader(root / row["file"]) for _, row in meta.iterrows()}   # every header checked first
+    sets, reps, seen = [], [], {}
     for _, row in meta.iterrows():
-        px = float(row.get("pixel_size_um", np.nan)) if "pixel_size_um" in meta else np.nan
-        wl = float(row.get("wavelength_nm", np.nan)) if "wavelength_nm" in meta else np.nan
-        px = px if np.isfinite(px) else float(defaults.get("pixel_size_um", 0.25))
-        wl = wl if np.isfinite(wl) else float(defaults.get("wavelength_nm", 528.0))
-        fr = read_stack(root / str(row["file"]))
-        t, P, st = process_recording(fr, pixel_size_um=px, wavelength_nm=wl, name=str(root / str(row["file"])))
-        k = t["rule"] == "kept"; n = int(k.sum())
+        px, wl = (float(row[c]) if c in meta and np.isfinite(row[c]) else float(defaults.get(c, d))
+                  for c, d in (("pixel_size_um", 0.25), ("wavelength_nm", 528.0)))
+        t, P, st = process_recording(stacks[row["file"]], pixel_size_um=px, wavelength_nm=wl, name=str(root / row["file"]))
+        k = (t["rule"] == "kept").to_numpy(); n = int(k.sum())
         lab = np.full(n, CLASSES.index(row["label"]), np.int64)
         sets.append(PatchSet(images=pp.normalize_patch(P), phase=P, label=lab, true_label=lab.copy(),
                              donor=np.full(n, int(row["donor"]), np.int64), group=np.full(n, row["group"], "U16"),
                              kind=np.full(n, "leukocyte", "U16"), masks=np.zeros((n, 4, 50, 50), bool),
                              features=t.loc[k, list(pp.FEATURE_NAMES)].to_numpy(np.float32), dataset="user-qpi",
                              profile=profile, has_masks=False, frame=t.loc[k, "frame"].to_numpy(np.int64)))
+        seen[row["file"]] = dict(kept=n, **st)
         rep = t["rule"].value_counts().rename_axis("rule").reset_index(name="n"); rep.insert(0, "file", row["file"])
+        rep["nonfinite_pixels"] = st["nonfinite_pixels"]; rep["blank_frames"] = st["blank_frames"]
         reps.append(rep)
-    allc = concat_patchsets(sets)
+    allc = concat_patchsets(sets); rep = pd.concat(reps, ignore_index=True)
     pool = np.flatnonzero(allc.group == "pool")
+    per = [int((allc.label[pool] == k).sum()) for k in range(len(CLASSES))]
+    if min(per) == 0:
+        c = CLASSES[per.index(0)]
+        rows = meta[(meta["label"] == c) & (meta["group"] == "pool")]
+        why = "; ".join(f"{f}: {seen[f]['kept']} kept, {seen[f]['nonfinite_pixels']:,} non-finite pixels, "
+                        f"{seen[f]['blank_frames']} blank frames" for f in rows["file"])
+        raise ValueError(f"{root}: no {c} cells left in the pool after filtering ({why or 'no pool recording of that class'})")
     cpc = int(get_profile(profile).data["cells_per_class"])
-    n = min([cpc] + [int((allc.label[pool] == k).sum()) for k in range(len(CLASSES))])
-    if n == 0: raise ValueError(f"{root}: after filtering, at least one class has no cells in the pool: {allc.counts().to_dict()}")
-    keep, _ = pp.balance_classes(allc.label[pool], n, seed)
+    keep, _ = pp.balance_classes(allc.label[pool], min([cpc] + per), seed)
     idx = np.sort(np.concatenate([pool[keep], np.flatnonzero(allc.group == "donor_test")]))
-    return allc.subset(idx), empty_patchset("user-qpi", profile, has_masks=False), pd.concat(reps, ignore_index=True)
+    return allc.subset(idx), empty_patchset("user-qpi", profile, has_masks=False), rep
+
+@register_loader("user-qpi")
+def _load_user(profile, seed, rebuild): return load_user_qpi(profile=profile, seed=seed)[:2]
 
 # %% ../nbs/91_datasets.ipynb #66805875
+def _print_reports(reports: dict):
+    for name, rep in reports.items():
+        print(f"\nFilter report, {name} (objects removed by the first rule they fail, by true object kind):")
+        print(rep.to_string())
+
 def cli_build(dataset: str = "synthetic-qpi", profile: str = "smoke", rebuild: bool = False, seed: int = 0) -> int:
-    "Build (or load) `dataset` for `profile`; print a per-class count table and the per-rule filter report. Returns 0."
+    "Build (or load) `dataset` for `profile`; print a per-class count table, the per-rule filter report and the verification. Returns 0."
     t0 = time.perf_counter()
-    if dataset == "synthetic-qpi":
-        fc, fo = _cache_paths(dataset, profile)
-        if rebuild or not _cache_current(profile, seed):
-            built = build_synthetic(profile, seed)
-            info = save_synthetic(built, profile, seed)
-            cells, outl, reports, st = built["cells"], built["outliers"], built["reports"], built["stats"]
-            print(f"built {dataset} ({data_label(dataset, profile)}) in {time.perf_counter() - t0:.1f} s wall on {st['workers']} worker(s): "
-                  f"{st['frames_generated']} frames generated, {st['frames']} preprocessed; summed over workers: "
-                  f"generation {st['generate_s']:.1f} s, preprocessing {st['preprocess_s']:.1f} s")
-            print(f"manifest: digests {info['manifest']} ({manifest_path()})")
-        else:
-            cells, outl = _load_cached(dataset, profile, seed)
-            reports = {}
-            for slug, name in (("cells", "training and donor-test recordings"), ("outliers", "outlier recording")):
-                p = results_path(profile, f"data_filter_report_{slug}.csv")
-                if p.exists(): reports[name] = pd.read_csv(p).set_index("rule")
-            print(f"loaded cached {dataset} from {fc} (digests verified against {manifest_path()}); --rebuild to regenerate")
-        for name, rep in reports.items():
-            print(f"\nFilter report, {name} (objects removed by the first rule they fail, by true object kind):")
-            print(rep.to_string())
+    if dataset != "synthetic-qpi":
+        cells, outl = _loader(dataset)(profile, seed, rebuild)
+        print(f"{dataset}: {data_label(dataset, profile)}"); print(cells.counts().to_string())
         print(f"\noutliers per kind: {pd.Series(outl.kind).value_counts().to_dict()}")
-        print("\nCells per class (given label):")
-        print(cells.counts().to_string())
-        pool = np.bincount(cells.label[cells.group == "pool"], minlength=len(CLASSES))
-        print(f"\n{int(pool.sum()):,} leukocytes in the training pool, "
-              f"{'balanced' if len(set(pool.tolist())) == 1 else 'NOT balanced'} over {len(CLASSES)} classes "
-              f"({', '.join(f'{c} {n:,}' for c, n in zip(CLASSES, pool))}); "
-              f"donor test: {int((cells.group == 'donor_test').sum()):,} cells of donor(s) {sorted(set(cells.donor[cells.group == 'donor_test'].tolist()))}")
         return 0
-    if dataset == "bloodmnist":
-        cells, outl, rep = load_bloodmnist(profile=profile)
-    elif dataset == "user-qpi":
-        cells, outl, rep = load_user_qpi(profile=profile, seed=seed)
+    fc, fo = _cache_paths(dataset, profile, seed)
+    loaded = None if rebuild or not _cache_current(profile, seed) else _load_cached(dataset, profile, seed)
+    if loaded is None:
+        built = build_synthetic(profile, seed)
+        info = save_synthetic(built, profile, seed)
+        cells, outl, reports, st, check = built["cells"], built["outliers"], built["reports"], built["stats"], info["verification"]
+        print(f"built {dataset} ({data_label(dataset, profile)}, seed {seed}) in {time.perf_counter() - t0:.1f} s wall on {st['workers']} worker(s): "
+              f"{st['frames_generated']} frames generated, {st['frames']} preprocessed; summed over workers: "
+              f"generation {st['generate_s']:.1f} s, preprocessing {st['preprocess_s']:.1f} s")
     else:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
-    print(f"{dataset}: {data_label(dataset, profile)}")
+        cells, outl, check = loaded
+        reports = {}
+        for slug, name in (("cells", "training and donor-test recordings"), ("outliers", "outlier recording")):
+            p = results_path(profile, f"data_filter_report_{slug}.csv")
+            if p.exists(): reports[name] = pd.read_csv(p).set_index("rule")
+        print(f"loaded cached {dataset} from {fc}; --rebuild to regenerate")
+    print(f"reference: {check['status']}: {check['note']}")
+    _print_reports(reports)
+    print(f"\noutliers per kind: {pd.Series(outl.kind).value_counts().to_dict()}")
+    print("\nCells per class (given label):")
     print(cells.counts().to_string())
-    print(f"\nreport:\n{rep.to_string()}")
+    pool = np.bincount(cells.label[cells.group == "pool"], minlength=len(CLASSES))
+    print(f"\n{int(pool.sum()):,} leukocytes in the training pool, "
+          f"{'balanced' if len(set(pool.tolist())) == 1 else 'NOT balanced'} over {len(CLASSES)} classes "
+          f"({', '.join(f'{c} {n:,}' for c, n in zip(CLASSES, pool))}); "
+          f"donor test: {int((cells.group == 'donor_test').sum()):,} cells of donor(s) {sorted(set(cells.donor[cells.group == 'donor_test'].tolist()))}")
     return 0
 
+def cli_record(profile: str = "smoke", seed: int = 0) -> int:
+    "Build (from the cache if current) and record the reference of (profile, seed): the deliberate act that writes tracked files."
+    _synthetic(profile, False, seed, log=lambda *a: None)
+    fc, fo = _cache_paths("synthetic-qpi", profile, seed)
+    arrays = {"cells": _read_npz(fc), "outliers": _read_npz(fo)}
+    out = record_build(profile, seed, arrays)
+    print(f"recorded the reference of synthetic-qpi profile={profile} seed={seed} (generator {generator_version()}) "
+          f"in {out} and {manifest_path()}; commit both")
+    return 0
+
+# %% ../nbs/91_datasets.ipynb #7785ed3a
+def _bloodmnist_candidates(files: dict) -> list:
+    "(path, size or None) of every BloodMNIST file present here: $LEUKOXAI_BLOODMNIST and pooch's cache."
+    out = []
+    if os.environ.get("LEUKOXAI_BLOODMNIST"): out.append((Path(os.environ["LEUKOXAI_BLOODMNIST"]), None))
+    try:
+        import pooch
+        out += [(Path(pooch.os_cache("leukoxai_nb")) / f"bloodmnist_{s}.npz", s) for s in files]
+    except ImportError: pass
+    return [(p, s) for p, s in out if p.exists() or s is None]
+
 def cli_verify(path=None) -> int:
-    "Check every digest in data_manifest.yaml that can be checked here; print one line each; nonzero if any mismatches."
+    "Check every cache present here against its reference and every BloodMNIST file against its MD5; print one line each; 1 if any mismatch."
     m = read_manifest(path); bad = 0; version = generator_version()
     for e in m["datasets"]["synthetic-qpi"].get("builds") or []:
         prof, sd = e["profile"], int(e["seed"])
         if str(e.get("generator_version")) != version:
-            print(f"skip    synthetic-qpi {prof} seed={sd}: recorded for generator {e.get('generator_version')}, this code is {version}"); continue
-        for key, f in zip(("cells", "outliers"), _cache_paths("synthetic-qpi", prof)):
-            if not f.exists(): print(f"skip    {f}: not built here (leukoxai data build --profile {prof})"); continue
-            try: arr = _read_npz(f)
-            except ValueError as err: print(f"FAILED  {err}"); bad += 1; continue
-            if "build_seed" in arr and int(arr["build_seed"]) != sd: print(f"skip    {f}: built with seed {int(arr['build_seed'])}, entry is seed {sd}"); continue
-            actual = sha256_arrays(arr)
-            if actual != e.get(f"sha256_{key}"): print(f"FAILED  {f}: expected sha256 {e.get(f'sha256_{key}')}, got {actual}"); bad += 1
-            else: print(f"ok      {f}: sha256 {actual[:16]}…")
-    for size, info in (m["datasets"]["bloodmnist"].get("files") or {}).items():
-        p = os.environ.get("LEUKOXAI_BLOODMNIST")
-        cand = [Path(p)] if p else []
+            print(f"skip    synthetic-qpi {prof} seed={sd}: reference of generator {e.get('generator_version')}, this code is {version}"); continue
+        fc, fo = _cache_paths("synthetic-qpi", prof, sd)
+        if not (fc.exists() and fo.exists()): print(f"skip    {fc}: not built here (leukoxai data build --profile {prof} --seed {sd})"); continue
         try:
-            import pooch; cand.append(Path(pooch.os_cache("leukoxai_nb")) / f"bloodmnist_{size}.npz")
-        except ImportError: pass
-        cand = [c for c in cand if c.exists() and (not p or str(size) in c.name or c == Path(p))]
-        if not cand: print(f"skip    bloodmnist {size}px: not downloaded here"); continue
-        actual = md5_file(cand[0])
-        if actual != info["md5"]:
-            if p and Path(p) == cand[0]: print(f"skip    {cand[0]}: md5 {actual} is not the {size}px file"); continue
-            print(f"FAILED  {cand[0]}: expected md5 {info['md5']}, got {actual}"); bad += 1
-        else: print(f"ok      {cand[0]}: md5 {actual}")
-    print(f"{bad} mismatch(es)" if bad else "all checkable digests match")
+            check = verify_build(prof, sd, {"cells": _read_npz(fc), "outliers": _read_npz(fo)}, {"cells": fc, "outliers": fo}, path=path)
+            print(f"ok      {fc}: {check['status']} ({check['note']})")
+        except (FingerprintMismatch, CorruptArtifact, FileNotFoundError) as err: print(f"FAILED  {err}"); bad += 1
+    files = m["datasets"]["bloodmnist"].get("files") or {}
+    published = {str(info["md5"]): str(s) for s, info in files.items()}
+    cands = _bloodmnist_candidates(files)
+    if not cands: print("skip    bloodmnist: no file here (LEUKOXAI_BLOODMNIST unset, nothing downloaded)")
+    for p, size in cands:
+        if not p.exists(): print(f"FAILED  {p}: LEUKOXAI_BLOODMNIST names a file that does not exist"); bad += 1; continue
+        actual = md5_file(p)
+        want = [str(files[size]["md5"])] if size is not None else list(published)
+        if actual in want: print(f"ok      {p}: md5 {actual} (BloodMNIST {published[actual]} px)")
+        else: print(f"FAILED  {p}: md5 {actual} is not a published BloodMNIST file (expected {' or '.join(want)})"); bad += 1
+    print(f"{bad} mismatch(es)" if bad else "all checkable data match their references")
     return 1 if bad else 0

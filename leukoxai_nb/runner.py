@@ -12,8 +12,8 @@ from .core import project_root, results_path, save_json, sha256_file, PROFILE_NA
 
 # %% auto #0
 __all__ = ['KEY_PACKAGES', 'book_config', 'chapter_list', 'select_chapters', 'chapter_parameters', 'parse_value',
-           'check_parameters', 'git_state', 'package_versions', 'artifact_digests', 'write_provenance', 'ChapterFailed',
-           'book_dir', 'execute_chapter', 'run_book']
+           'check_parameters', 'git_state', 'package_versions', 'artifact_digests', 'write_provenance',
+           'failed_chapters', 'ChapterFailed', 'book_dir', 'execute_chapter', 'check_writable', 'run_book']
 
 # %% ../nbs/93_runner.ipynb #a73691a1
 def book_config(root=None) -> dict:
@@ -115,22 +115,44 @@ def artifact_digests(profile: str) -> list[dict]:
     files = sorted(base.glob("*.csv")) + sorted((base / "figures").glob("*.png"))
     return [{"path": str(f.relative_to(base)), "sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files]
 
-def write_provenance(profile: str, params: dict, chapter_times: dict, device: str, status: str) -> Path:
-    "Write `results/<profile>/provenance.json` (merging chapter times of earlier partial runs)."
+def _read_json(path: Path) -> dict:
+    try: return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError): return {}
+
+def write_provenance(profile: str, params: dict, device: str, done: dict | None = None, failure: dict | None = None) -> Path:
+    """Update `results/<profile>/provenance.json`: `done` = {chapter: wall seconds} of chapters that finished in this
+    run (their `last_good` record is replaced), `failure` = {chapter, cell, exception, partial} of the chapter that
+    failed (added as its `last_failure`; its `last_good` stays)."""
     path = results_path(profile, "provenance.json")
-    old = json.loads(path.read_text()) if path.exists() else {}
-    times = {**old.get("chapter_wall_s", {}), **chapter_times}
+    old = _read_json(path)
+    now, git = time.strftime("%Y-%m-%dT%H:%M:%S%z"), git_state()
+    chapters = old.get("chapters", {})
+    for stem, wall in (done or {}).items():
+        chapters[stem] = {"last_good": {"finished_at": now, "wall_s": wall, "parameters": params, "commit": git["commit"]},
+                          "last_failure": None}
+    if failure:
+        rec = chapters.setdefault(failure["chapter"], {"last_good": None})
+        rec["last_failure"] = {"at": now, "parameters": params, "commit": git["commit"], **{k: v for k, v in failure.items() if k != "chapter"}}
+    failed = sorted(c for c, r in chapters.items() if r.get("last_failure"))
     import torch
     prov = {
-        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": status,
-        "git": git_state(), "python": sys.version.split()[0], "platform": platform.platform(),
+        "written_at": now, "status": "failed" if failed else "complete", "failed_chapters": failed,
+        "git": git, "python": sys.version.split()[0], "platform": platform.platform(),
         "packages": package_versions(), "profile": profile, "profile_settings": dict(get_profile(profile)),
-        "parameters": params, "seed": params.get("seed", 0), "device": device,
+        "parameters": params if not failure else old.get("parameters", params),
+        "seed": (params if not failure else old.get("parameters", params)).get("seed", 0), "device": device,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "chapter_wall_s": times, "total_wall_s": round(sum(times.values()), 1),
+        "chapters": chapters,
+        "chapter_wall_s": {c: r["last_good"]["wall_s"] for c, r in chapters.items() if r.get("last_good")},
         "artifacts": artifact_digests(profile),
     }
+    prov["total_wall_s"] = round(sum(prov["chapter_wall_s"].values()), 1)
     return save_json(path, prov)
+
+def failed_chapters(profile: str) -> dict:
+    "Chapters whose latest run failed: {chapter: its last_failure record} (empty when the book is whole)."
+    prov = _read_json(results_path(profile, "provenance.json", mkdir=False))
+    return {c: r["last_failure"] for c, r in prov.get("chapters", {}).items() if r.get("last_failure")}
 
 # %% ../nbs/93_runner.ipynb #36a2eb26
 class ChapterFailed(RuntimeError):
@@ -145,16 +167,38 @@ def book_dir(profile: str, root=None) -> Path:
     return Path(os.environ.get("LEUKOXAI_BOOK", Path(root or project_root()) / "_book")) / profile
 
 def execute_chapter(nb: Path, out: Path, params: dict, cwd: Path, log=print) -> float:
-    "Execute one chapter with papermill into `out`; return its wall time; raise `ChapterFailed` on error."
+    """Execute one chapter with papermill; return its wall time. It runs into `<out>.running.ipynb`, which replaces
+    `out` only on success; on failure it becomes `<out stem>.failed.ipynb` and `ChapterFailed` is raised."""
     import papermill as pm
     out.parent.mkdir(parents=True, exist_ok=True)
+    running, failed = out.with_suffix(".running.ipynb"), out.with_suffix(".failed.ipynb")
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3", cwd=str(cwd),
+        pm.execute_notebook(str(nb), str(running), parameters=params, kernel_name="python3", cwd=str(cwd),
                             progress_bar=False, log_output=False, request_save_on_cell_execute=True)
     except pm.PapermillExecutionError as e:
-        raise ChapterFailed(nb.stem, e.exec_count, e.ename, e.evalue, out) from None
+        os.replace(running, failed)
+        raise ChapterFailed(nb.stem, e.exec_count, e.ename, e.evalue, failed) from None
+    except BaseException:
+        if running.exists(): os.replace(running, failed)
+        raise
+    os.replace(running, out)
+    if failed.exists(): failed.unlink()
     return time.perf_counter() - t0
+
+def check_writable(folder: Path) -> Path:
+    "Create `folder` and a probe file in it, or raise `ResultsNotWritable` naming it: before any chapter runs."
+    from leukoxai_nb.core import ResultsNotWritable
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}"; probe.write_bytes(b"x"); probe.unlink()
+    except OSError as e: raise ResultsNotWritable(folder, e) from None
+    return folder
+
+def _provenance_quietly(log, *args, **kw):
+    "Write provenance while a chapter's failure is on its way up: a second error is one log line, not a second traceback."
+    try: write_provenance(*args, **kw)
+    except Exception as e: log(f"warning: provenance not written ({type(e).__name__}: {e})")
 
 def run_book(profile="smoke", chapters=None, params=None, device="auto", root=None, log=print) -> dict:
     "Run the selected chapters in book order; return {chapter stem: wall seconds}."
@@ -167,23 +211,21 @@ def run_book(profile="smoke", chapters=None, params=None, device="auto", root=No
     per_chapter = check_parameters(selected, all_params)
     os.environ.setdefault("LEUKOXAI_RESULTS", str(root / "results"))
     out_dir = book_dir(profile, root) / "notebooks"
-    times, status = {}, "running"
+    check_writable(results_path(profile, mkdir=False)); check_writable(out_dir)
+    times = {}
     log(f"leukoxai run: profile={profile} device={device} chapters={[c.stem for c in selected]}")
     preface = root / "nbs" / "index.ipynb"
     if preface.exists(): execute_chapter(preface, out_dir / "index.ipynb", {}, cwd=root / "nbs")
-    try:
-        for i, nb in enumerate(selected, 1):
-            log(f"[{i}/{len(selected)}] {nb.stem}: running")
-            try: dt = execute_chapter(nb, out_dir / nb.name, per_chapter[nb], cwd=root / "nbs", log=log)
-            except ChapterFailed:
-                log(f"[{i}/{len(selected)}] {nb.stem}: FAILED"); raise
-            times[nb.stem] = round(dt, 1)
-            log(f"[{i}/{len(selected)}] {nb.stem}: done in {dt:.1f} s")
-        status = "complete"
-    except ChapterFailed:
-        status = "failed"
-        raise
-    finally:
-        write_provenance(profile, all_params, times, device, status)
+    for i, nb in enumerate(selected, 1):
+        log(f"[{i}/{len(selected)}] {nb.stem}: running")
+        try: dt = execute_chapter(nb, out_dir / nb.name, per_chapter[nb], cwd=root / "nbs", log=log)
+        except ChapterFailed as e:
+            log(f"[{i}/{len(selected)}] {nb.stem}: FAILED in cell {e.cell}: {e.exc_name}: {e.exc_value}")
+            _provenance_quietly(log, profile, all_params, device, done=times,
+                                failure=dict(chapter=nb.stem, cell=e.cell, exception=f"{e.exc_name}: {e.exc_value}", partial=str(e.partial)))
+            raise
+        times[nb.stem] = round(dt, 1)
+        write_provenance(profile, all_params, device, done={nb.stem: times[nb.stem]})
+        log(f"[{i}/{len(selected)}] {nb.stem}: done in {dt:.1f} s")
     log(f"total {sum(times.values()):.1f} s; executed notebooks in {out_dir}")
     return times

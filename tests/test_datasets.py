@@ -54,13 +54,45 @@ def test_patchset_subset_roundtrip_and_counts():
         ds.PatchSet(**{**{k: getattr(s, k) for k in ds.PatchSet._ARRAYS}, "donor": np.zeros(3, np.int64)})
 
 
-def test_digest_recorded_then_verified_then_mismatch_names_file(manifest):
-    assert ds.check_or_record_digest("smoke", 0, {"cells": "a" * 64}, {"cells": "x.npz"}) == "recorded"
-    assert ds.check_or_record_digest("smoke", 0, {"cells": "a" * 64}, {"cells": "x.npz"}) == "verified"
-    with pytest.raises(ds.DigestMismatch) as e:
-        ds.check_or_record_digest("smoke", 0, {"cells": "b" * 64}, {"cells": "x.npz"})
-    assert "x.npz" in str(e.value) and "a" * 64 in str(e.value) and "b" * 64 in str(e.value)
-    assert ds.check_or_record_digest("smoke", 1, {"cells": "b" * 64}, {"cells": "x.npz"}) == "recorded"  # other seed
+def fake_arrays(n=130, seed=0):
+    r = np.random.default_rng(seed)
+    return {"phase": r.uniform(-0.1, 4, (n, 50, 50)).astype(np.float32), "features": r.uniform(0.8, 60, (n, 6)).astype(np.float32),
+            "label": r.integers(0, 4, n), "true_label": r.integers(0, 4, n), "kind": np.array(["leukocyte"] * n, "U16"),
+            "masks_packed": np.packbits(r.random((n, 4 * 2500)) > 0.5, axis=1)}
+
+
+def test_fingerprint_not_recorded_then_recorded_then_verified(manifest):
+    a = fake_arrays()
+    before = manifest.read_text()
+    assert ds.verify_build("smoke", 0, {"cells": a}, {"cells": "x.npz"})["status"] == "not recorded"
+    assert manifest.read_text() == before                                   # verifying never writes the manifest
+    ref = ds.record_build("smoke", 0, {"cells": a})
+    assert ref.exists() and ref.parent.name == "data_fingerprints"
+    entry = ds.read_manifest(manifest)["datasets"]["synthetic-qpi"]["builds"][0]
+    assert entry["reference"] == "data_fingerprints/synthetic-qpi_smoke_seed0.json" and entry["n_cells"] == 130
+    assert ds.verify_build("smoke", 0, {"cells": a}, {"cells": "x.npz"})["status"] == "verified"
+    assert ds.verify_build("smoke", 1, {"cells": a}, {"cells": "x.npz"})["status"] == "not recorded"
+
+
+def test_fingerprint_tolerates_ulps_and_names_real_changes(manifest):
+    a = fake_arrays(); ds.record_build("smoke", 0, {"cells": a})
+    few_ulps = dict(a, phase=np.nextafter(np.nextafter(np.nextafter(a["phase"], np.inf), np.inf), np.inf))
+    few_ulps["features"] = np.nextafter(a["features"], -np.inf)
+    check = ds.verify_build("smoke", 0, {"cells": few_ulps}, {"cells": "x.npz"})
+    assert check["status"] == "verified within tolerance" and "sha256 differs" in check["note"]
+    one_cell = dict(a, phase=a["phase"].copy()); one_cell["phase"][100] += 1e-2
+    label = dict(a, label=a["label"].copy()); label["label"][5] = (label["label"][5] + 1) % 4
+    mask = dict(a, masks_packed=a["masks_packed"].copy()); mask["masks_packed"][7, 10] ^= 0b100
+    feat = dict(a, features=a["features"].copy()); feat["features"][3, 5] *= 0.98
+    for changed, words in ((one_cell, ["phase: block 1 (cells 64-127) sum expected"]),
+                           (label, ["label: sha256 expected", "; counts"]),
+                           (mask, ["masks_packed: sha256 expected", "block 0 (cells 0-63) has"]),
+                           (feat, ["features column 5: block 0"])):
+        with pytest.raises(ds.FingerprintMismatch) as e:
+            ds.verify_build("smoke", 0, {"cells": changed}, {"cells": "cache/x.npz"})
+        msg = str(e.value)
+        assert msg.startswith("cache/x.npz: ") and all(w in msg for w in words), msg
+        assert "leukoxai data record --profile smoke --seed 0" in msg and "\n" not in msg
 
 
 # --- BloodMNIST -------------------------------------------------------------------------------------------------
@@ -175,6 +207,70 @@ def test_user_qpi_bad_labels_and_files(user_folder):
         ds.read_stack(user_folder / "x.png")
 
 
+def _write_labels(root, text):
+    (root / "labels.csv").write_text(text)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("file,label,donor\n", ["labels.csv: no rows (header only)"]),
+    ("file,label,donor\nmono.npy,monocyte,1\nmono.npy,monocyte,1\n", ["row 3 duplicates row 2"]),
+    ("file,label,donor\nmono.npy,monocyte,1\nmono.npy,eosinophil,1\n", ["row 3 lists file 'mono.npy' again", "label 'monocyte'"]),
+    ("file,label,donor,group\nmono.npy,monocyte,1,pool\nlympho.tif,lymphocyte,1,donor_test\n", ["row 3 puts donor 1 in both", "rows 2, 3"]),
+    ("file,label,donor,group\nmono.npy,monocyte,1,pool\nmono.npy,monocyte,2,donor_test\n", ["row 3 lists file 'mono.npy' again"]),
+    ("file,label,donor\n../mono.npy,monocyte,1\n", ["row 2 has file '../mono.npy'", "outside the data folder"]),
+    ("file,label,donor\n/tmp/mono.npy,monocyte,1\n", ["row 2 has file '/tmp/mono.npy'", "outside"]),
+    ("file,label,donor,pixel_size_um\nmono.npy,monocyte,1,0\n", ["row 2 has pixel_size_um '0'", "positive number"]),
+    ("file,label,donor,pixel_size_um\nmono.npy,monocyte,1,-0.2\n", ["row 2 has pixel_size_um '-0.2'"]),
+    ("file,label,donor,pixel_size_um\nmono.npy,monocyte,1,wide\n", ["row 2 has pixel_size_um 'wide'"]),
+    ("file,label,donor\nmono.npy,monocyte,A7\n", ["row 2 has donor 'A7'", "integer"]),
+    ("file,label,donor\nmono.npy,monocyte,1.5\n", ["row 2 has donor '1.5'"]),
+    ("", ["labels.csv: empty file"]),
+])
+def test_user_qpi_labels_rejected_with_row_and_value(user_folder, text, words):
+    _write_labels(user_folder, text)
+    with pytest.raises(ValueError) as e:
+        ds.load_user_qpi(user_folder)
+    msg = str(e.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+def test_user_qpi_stack_size_checked_before_reading(user_folder, monkeypatch):
+    import h5py
+    with h5py.File(user_folder / "huge.h5", "w") as h:
+        h.create_dataset("phase", shape=(16000, 512, 512), dtype="f4", chunks=(1, 64, 64))
+    assert (user_folder / "huge.h5").stat().st_size < 10_000
+    monkeypatch.setattr(ds, "max_stack_bytes", lambda: 2 * 2**30)
+    _write_labels(user_folder, "file,label,donor\nhuge.h5,monocyte,1\n")
+    with pytest.raises(ValueError, match=r"huge.h5: declares 16000 x 512 x 512 float32 = 15.6 GiB, above the limit of 2.0 GiB"):
+        ds.load_user_qpi(user_folder)
+    np.save(user_folder / "big.npy", np.zeros((100, 64, 64), np.float32))
+    monkeypatch.setattr(ds, "max_stack_bytes", lambda: 1000)
+    with pytest.raises(ValueError, match="big.npy: declares 100 x 64 x 64 float32"):
+        ds.read_stack(user_folder / "big.npy")
+
+
+def test_user_qpi_reads_in_chunks(user_folder, monkeypatch):
+    reads = []
+    orig = ds.StackReader.read
+    def spy(self, i0=0, i1=None): reads.append((self.path.name, i0, i1)); return orig(self, i0, i1)
+    monkeypatch.setattr(ds.StackReader, "read", spy)
+    np.save(user_folder / "long.npy", recording(n=230, seed=8))
+    t, P, st = ds.process_recording(ds.StackReader(user_folder / "long.npy"), pixel_size_um=0.25, wavelength_nm=528)
+    assert st["frames"] == 230 and len(P) > 50
+    assert all(i1 - i0 <= 100 for _, i0, i1 in reads) and {i0 for _, i0, _ in reads} == {0, 100, 200}
+
+
+def test_user_qpi_nonfinite_recording_named_when_no_cells_left(user_folder):
+    fr = recording(seed=3); fr[:, :, :] = np.nan; fr[:, 0, 0] = 0.1
+    fr[:, 0, 1] = 0.2
+    np.save(user_folder / "nan.npy", fr)
+    t = pd.read_csv(user_folder / "labels.csv"); t.loc[2, "file"] = "nan.npy"; t.to_csv(user_folder / "labels.csv", index=False)
+    with pytest.raises(ValueError) as e:
+        ds.load_user_qpi(user_folder)
+    msg = str(e.value)
+    assert "no neutrophil cells left in the pool" in msg and "nan.npy: 0 kept" in msg and "non-finite pixels" in msg, msg
+
+
 def test_user_qpi_counts_nonfinite_and_blank_frames(tmp_path):
     fr = recording(n=105, seed=7)
     fr[:, 0, 0] = np.nan; fr[3] = 0.0; fr[4] = np.inf
@@ -192,6 +288,7 @@ def smoke_build(tmp_path_factory):
     m = yaml.safe_load((REPO / "data_manifest.yaml").read_text()); m["datasets"]["synthetic-qpi"]["builds"] = []
     (tmp / "m.yaml").write_text(yaml.safe_dump(m))
     mp.setenv("LEUKOXAI_MANIFEST", str(tmp / "m.yaml")); mp.setenv("LEUKOXAI_RESULTS", str(tmp / "results"))
+    mp.setenv("LEUKOXAI_DATA_WORKERS", "1")
     ds._MEMO.clear()
     import contextlib, io
     out = io.StringIO()
@@ -224,28 +321,91 @@ def test_synthetic_smoke_build_is_balanced_and_verified(smoke_build, capsys):
     assert ds.cli_verify() == 0
 
 
-def test_synthetic_cache_tamper_is_detected(smoke_build, capsys):
+def test_synthetic_cache_tamper_is_detected_and_corrupt_cache_rebuilt(smoke_build, capsys):
     tmp = smoke_build[0]
-    f = tmp / "results" / "smoke" / "data" / "synthetic-qpi.npz"
+    ds.cli_record("smoke", 0)
+    f = tmp / "results" / "smoke" / "data" / "synthetic-qpi_seed0.npz"
     backup = f.read_bytes()
     try:
         z = dict(np.load(f)); z["label"] = z["label"].copy(); z["label"][0] = (z["label"][0] + 1) % 4
         with open(f, "wb") as fh: np.savez(fh, **z)
         ds._MEMO.clear()
-        with pytest.raises(ds.DigestMismatch, match="synthetic-qpi.npz: sha256 digest mismatch: expected"):
+        with pytest.raises(ds.FingerprintMismatch, match=r"synthetic-qpi_seed0.npz: label: sha256 expected .*; counts"):
             ds.load_dataset("synthetic-qpi", "smoke")
         assert ds.cli_verify() == 1
         assert "FAILED" in capsys.readouterr().out
-        f.write_bytes(b"corrupt")
-        with pytest.raises(ValueError, match="could not be read"):
-            ds.load_dataset("synthetic-qpi", "smoke")
+        f.write_bytes(backup[: len(backup) // 3])                           # truncated: named, moved aside, rebuilt
+        ds._MEMO.clear(); capsys.readouterr()
+        s = ds.load_dataset("synthetic-qpi", "smoke")
+        assert len(s) > 0 and (f.parent / (f.name + ".corrupt")).exists()
+        assert "synthetic-qpi_seed0.npz: cached file is unreadable" in capsys.readouterr().out
+        assert ds.cli_verify() == 0
     finally:
         f.write_bytes(backup); ds._MEMO.clear()
+
+
+def test_caches_are_per_seed(smoke_build):
+    tmp = smoke_build[0]
+    ds._MEMO.clear()
+    s0 = ds.load_dataset("synthetic-qpi", "smoke", seed=0)
+    s1 = ds.load_dataset("synthetic-qpi", "smoke", seed=1)
+    data = tmp / "results" / "smoke" / "data"
+    assert (data / "synthetic-qpi_seed0.npz").exists() and (data / "synthetic-qpi_seed1.npz").exists()
+    assert not np.array_equal(s0.phase[:4], s1.phase[:4])
+    ds._MEMO.clear()
+    assert np.array_equal(ds.load_dataset("synthetic-qpi", "smoke", seed=0).phase, s0.phase)   # seed 0 not replaced
+
+
+def _numpy_other_simd_env():
+    "An environment that runs numpy at another SIMD level than this CPU's best, or None."
+    import subprocess, sys, os
+    for env in ({"NPY_DISABLE_CPU_FEATURES": "X86_V3"}, {"NPY_DISABLE_CPU_FEATURES": "AVX2 FMA3"}):
+        r = subprocess.run([sys.executable, "-W", "error", "-c", "import numpy"], env={**os.environ, **env}, capture_output=True, text=True)
+        if r.returncode == 0: return env
+    return None
+
+
+def test_build_at_another_simd_level_verifies_against_full_simd_reference(smoke_build):
+    import subprocess, sys, os
+    env = _numpy_other_simd_env()
+    if env is None: pytest.skip("numpy knows no lower SIMD group to switch to on this CPU")
+    tmp = smoke_build[0]
+    ds.cli_record("smoke", 0)                                             # the reference, at this CPU's full SIMD level
+    other = tmp / "other"
+    r = subprocess.run([sys.executable, "-c", "from leukoxai_nb.cli import main; raise SystemExit(main())",
+                        "data", "build", "--profile", "smoke"], capture_output=True, text=True,
+                       env={**os.environ, **env, "LEUKOXAI_RESULTS": str(other), "LEUKOXAI_MANIFEST": os.environ["LEUKOXAI_MANIFEST"]})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "reference: verified" in r.stdout, r.stdout[-2000:]
+    a = np.load(tmp / "results/smoke/data/synthetic-qpi_seed0.npz"); b = np.load(other / "smoke/data/synthetic-qpi_seed0.npz")
+    assert np.array_equal(a["label"], b["label"]) and np.abs(a["phase"].astype(float) - b["phase"]).max() < 1e-4
 
 
 def test_unknown_dataset_name():
     with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
         ds.load_dataset("mnist")
+
+
+def test_malformed_manifest_is_one_line_naming_the_field(tmp_path):
+    m = yaml.safe_load((REPO / "data_manifest.yaml").read_text())
+    cases = []
+    a = {"datasets": {k: v for k, v in m["datasets"].items() if k != "synthetic-qpi"}}; cases.append((a, "datasets.synthetic-qpi is missing"))
+    b = yaml.safe_load(yaml.safe_dump(m)); b["datasets"]["synthetic-qpi"]["builds"] = [{"profile": "smoke", "seed": "zero"}]
+    cases.append((b, "builds[0].seed is 'zero'; expected an integer"))
+    c = yaml.safe_load(yaml.safe_dump(m)); c["datasets"]["user-qpi"]["defaults"]["pixel_size_um"] = 0
+    cases.append((c, "datasets.user-qpi.defaults.pixel_size_um is 0; expected a positive number"))
+    for i, (bad, words) in enumerate(cases):
+        p = tmp_path / f"m{i}.yaml"; p.write_text(yaml.safe_dump(bad))
+        with pytest.raises(ValueError) as e: ds.read_manifest(p)
+        assert str(p) in str(e.value) and words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_verify_fails_on_a_user_supplied_bloodmnist_with_wrong_md5(manifest, tmp_path, monkeypatch, capsys):
+    f = tmp_path / "bloodmnist_64.npz"; make_bloodmnist(f)
+    monkeypatch.setenv("LEUKOXAI_BLOODMNIST", str(f))
+    assert ds.cli_verify() == 1
+    out = capsys.readouterr().out
+    assert f"FAILED  {f}: md5" in out and "not a published BloodMNIST file" in out
 
 
 def test_missing_or_corrupt_manifest(tmp_path):

@@ -72,3 +72,48 @@ def test_cli_reports_errors(project, capsys):
     assert main(["run", "--profile", "smoke", "--chapters", "07"]) == 2
     assert "07" in capsys.readouterr().err
     assert main(["run", "--profile", "smoke", "-p", "n=x"]) == 2
+
+def test_failed_rerun_keeps_the_good_notebook_and_record(project, capsys):
+    runner.run_book("smoke", params={"n": 4}, root=project, log=lambda *a, **k: None)
+    nbdir = project / "_book/smoke/notebooks"
+    good = (nbdir / "01_b.ipynb").read_text()
+    with pytest.raises(runner.ChapterFailed) as e:
+        runner.run_book("smoke", chapters="01", params={"fail": True}, root=project, log=lambda *a, **k: None)
+    assert (nbdir / "01_b.ipynb").read_text() == good                       # the good executed notebook stays
+    assert Path(e.value.partial) == nbdir / "01_b.failed.ipynb" and Path(e.value.partial).exists()
+    assert not list(nbdir.glob("*.running.ipynb"))
+    prov = json.loads((project / "results/smoke/provenance.json").read_text())
+    rec = prov["chapters"]["01_b"]
+    assert rec["last_good"]["parameters"]["n"] == 4 and "fail" not in rec["last_good"]["parameters"]
+    assert rec["last_failure"]["parameters"]["fail"] is True and "asked to fail" in rec["last_failure"]["exception"]
+    assert prov["parameters"]["n"] == 4 and prov["failed_chapters"] == ["01_b"] and prov["status"] == "failed"
+    assert main(["render", "--profile", "smoke", "--backend", "html"]) == 3        # the book is marked as not whole
+    err = capsys.readouterr().err
+    assert "chapter 01_b failed in its latest run" in err and "01_b.failed.ipynb" in err
+    runner.run_book("smoke", chapters="01", root=project, log=lambda *a, **k: None)  # a good rerun clears the failure
+    assert not (nbdir / "01_b.failed.ipynb").exists() and runner.failed_chapters("smoke") == {}
+    assert main(["render", "--profile", "smoke", "--backend", "html"]) == 0
+
+def test_unwritable_results_folder_is_one_line_before_anything_runs(project, monkeypatch, capsys):
+    blocker = project / "blocked"; blocker.write_text("a file where the results folder should be")
+    monkeypatch.setenv("LEUKOXAI_RESULTS", str(blocker))
+    assert main(["run", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "blocked" in err and "cannot write results here" in err
+    assert not (project / "_book/smoke/notebooks/00_a.ipynb").exists()
+
+def test_full_disk_while_writing_names_the_folder(project, monkeypatch):
+    import errno
+    from leukoxai_nb import core
+    def full(*a, **k): raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(core.tempfile, "mkstemp", full)
+    with pytest.raises(core.ResultsNotWritable, match=r"results/smoke: cannot write results here \(No space left on device\)"):
+        core.save_json(core.results_path("smoke", "x.json"), {})
+
+def test_result_files_are_group_readable(project):
+    import stat
+    from leukoxai_nb import core
+    old = os.umask(0o022)
+    try: p = core.save_json(core.results_path("smoke", "x.json"), {"a": 1})
+    finally: os.umask(old)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644
