@@ -204,3 +204,22 @@ def test_interior_visible_granules_overlap():
 
 def test_version():
     assert ph.GENERATOR_VERSION == "phantom-2.0"
+
+
+def test_neutrophil_eosinophil_no_single_cue_decides():
+    "Phantom 2.0's hard pair: rendered (focus offsets included) with white noise, no scalar cue reaches AUC 0.85."
+    from leukoxai_nb import preprocessing as pp
+    cfg = ph.PhantomConfig()
+    names = np.repeat(np.array(["neutrophil", "eosinophil"], dtype=object), 150)
+    rng = np.random.default_rng(11)
+    b = ph.sample_leukocytes(names, cfg.classes, rng, cfg)
+    W = cfg.window()
+    r = ph.render_batch(b, cfg, W, off=rng.uniform(-0.5, 0.5, (len(names), 2)))
+    lo = (W - 50) // 2
+    patches = r.phase[:, lo:lo + 50, lo:lo + 50] + rng.normal(0, cfg.noise_sd_rad, (len(names), 50, 50)).astype(np.float32)
+    cues = pp.scalar_cues(patches, cfg.pixel_size_um)
+    auc = pp.pairwise_cue_auc(cues, (names == "eosinophil").astype(int), classes=("neutrophil", "eosinophil"))
+    assert len(auc) == 1 and auc.best_auc.item() < 0.85, auc
+    m = b.g_dn * b.g_r ** 3                          # a granule's optical volume (up to a constant)
+    eo = np.isin(b.g_cell, np.flatnonzero(names == "eosinophil"))
+    assert 1.5 < m[eo].mean() / m[~eo].mean() < 20    # eosinophil granules are still the heavier ones
