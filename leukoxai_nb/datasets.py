@@ -348,10 +348,11 @@ def record_build(profile: str, seed: int, arrays: dict, path=None) -> Path:
     return out
 
 # %% ../nbs/91_datasets.ipynb #9404b6d1
-def recording_seed(seed: int, purpose: str, donor: int) -> int:
-    "A 32-bit seed for one recording, derived from the build seed, its purpose and the donor."
+def recording_seed(seed: int, purpose: str, donor: int, isolated_class: str | None = None) -> int:
+    "A 32-bit seed for one recording, derived from the build seed, its purpose, the donor (and the isolated class)."
     code = {"pool": 1, "donor_test": 2, "outliers": 3}[purpose]
-    return int(np.random.SeedSequence([int(seed), code, int(donor)]).generate_state(1)[0])
+    key = [int(seed), code, int(donor)] + ([1 + CLASSES.index(isolated_class)] if isolated_class else [])
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 @dataclass
 class _Collector:
@@ -412,8 +413,9 @@ STREAM_CHUNK = 20
 
 def _need_fn(spec):
     "need(col) for a job spec: ('classes', n) = n kept cells of every given class; ('kinds', n) = n detections of every outlier kind."
-    what, n = spec
+    what, n = spec[:2]
     keys, col_name = (CLASSES, "label") if what == "classes" else (OUTLIER_KINDS, "kind")
+    if len(spec) > 2: keys = tuple(spec[2])          # only these (an isolation: its own class)
     def need(col, report=False):
         vc = pd.concat([r[col_name] for r in col.rows]).value_counts() if col.rows else pd.Series(dtype=int)
         c = {k: int(vc.get(k, 0)) for k in keys}
@@ -424,7 +426,7 @@ def _keep_fn(spec):
     if spec[0] == "classes": return lambda t: ((t["rule"] == "kept") & (t["label"] != "")).to_numpy()
     return lambda t: t["kind"].isin(OUTLIER_KINDS).to_numpy()
 
-def _stream(purpose, donor, seed, d, composition, spec, max_frames, label_noise):
+def _stream(purpose, donor, seed, d, composition, spec, max_frames, label_noise, isolated_class=None):
     "Run one recording chunk by chunk until the job's need is met; returns (key, collector, stats)."
     from leukoxai_nb import phantom
     need_fn, keep_fn = _need_fn(spec), _keep_fn(spec)
@@ -432,7 +434,8 @@ def _stream(purpose, donor, seed, d, composition, spec, max_frames, label_noise)
                  generate_s=0.0, preprocess_s=0.0, generate_cpu_s=0.0, preprocess_cpu_s=0.0)
     col = _Collector(wanted=None)
     n_bg = int(d["background_frames"])
-    it = phantom.iter_recording(max_frames, seed=recording_seed(seed, purpose, donor), donor=donor,
+    it = phantom.iter_recording(max_frames, seed=recording_seed(seed, purpose, donor, isolated_class), donor=donor,
+                                isolated_class=isolated_class,
                                 cells_per_frame=int(d["cells_per_frame"]), composition=composition,
                                 label_noise=label_noise, chunk=min(STREAM_CHUNK, n_bg))
     background, buffered, offset = None, [], 0
@@ -458,7 +461,7 @@ def _stream(purpose, donor, seed, d, composition, spec, max_frames, label_noise)
         if done: break
     stats["preprocess_s"] = time.perf_counter() - t0 - stats["generate_s"]
     stats["preprocess_cpu_s"] = time.process_time() - c0 - stats["generate_cpu_s"]
-    return (purpose, donor), col, stats
+    return (purpose, donor, isolated_class), col, stats
 
 def _run_job(job): return _stream(**job)
 
@@ -507,10 +510,13 @@ def build_synthetic(profile: str, seed: int = 0, progress: bool = True, workers:
     n_dt = math.ceil(n_donor_test / n_cls) + 2
     jobs = [dict(purpose="outliers", donor=0, seed=seed, d=dict(d), composition={k: 1.0 for k in OUTLIER_KINDS},
                  spec=("kinds", n_out), max_frames=_frames_budget(n_out * len(OUTLIER_KINDS), L, 0.5), label_noise=0.0)]
-    jobs += [dict(purpose="pool", donor=k, seed=seed, d=dict(d), composition=pool_comp, spec=("classes", n_pool),
-                  max_frames=_frames_budget(n_pool * n_cls, L, leuk_share), label_noise=float(d["label_noise"])) for k in range(n_don)]
-    jobs += [dict(purpose="donor_test", donor=n_don, seed=seed, d=dict(d), composition=pool_comp, spec=("classes", n_dt),
-                  max_frames=_frames_budget(n_dt * n_cls, L, leuk_share), label_noise=float(d["label_noise"]))]
+    # one recording per (donor, isolated class), as the paper recorded its immunomagnetic isolations
+    jobs += [dict(purpose="pool", donor=k, seed=seed, d=dict(d), composition=pool_comp, spec=("classes", n_pool, (c,)),
+                  max_frames=_frames_budget(n_pool, L, leuk_share), label_noise=float(d["label_noise"]), isolated_class=c)
+             for k in range(n_don) for c in CLASSES]
+    jobs += [dict(purpose="donor_test", donor=n_don, seed=seed, d=dict(d), composition=pool_comp, spec=("classes", n_dt, (c,)),
+                  max_frames=_frames_budget(n_dt, L, leuk_share), label_noise=float(d["label_noise"]), isolated_class=c)
+             for c in CLASSES]
     workers = _n_workers(len(jobs)) if workers is None else workers
     stats = dict(workers=workers)
     cols = {}
@@ -532,22 +538,22 @@ def build_synthetic(profile: str, seed: int = 0, progress: bool = True, workers:
             for key, col, st in ex.map(job_fn, jobs):
                 cols[key] = col; _add_stats(stats, st); bar.update(1)
     bar.close()
-    pool, _ = _patchset_from([cols[("pool", k)] for k in range(n_don)], "pool", "synthetic-qpi", profile)
+    pool, _ = _patchset_from([cols[("pool", k, c)] for k in range(n_don) for c in CLASSES], "pool", "synthetic-qpi", profile)
     keep, balance = pp.balance_classes(pool.label, cpc, seed)
     balance.insert(0, "group", "pool")
     pool = pool.subset(keep)
-    dt, _ = _patchset_from([cols[("donor_test", n_don)]], "donor_test", "synthetic-qpi", profile)
+    dt, _ = _patchset_from([cols[("donor_test", n_don, c)] for c in CLASSES], "donor_test", "synthetic-qpi", profile)
     per = n_donor_test // n_cls
     keep_dt, bal_dt = pp.balance_classes(dt.label, per, seed + 1)
     rest = np.setdiff1d(np.arange(len(dt)), keep_dt)
     extra = np.random.default_rng(seed + 2).choice(rest, n_donor_test - len(keep_dt), replace=False) if n_donor_test > len(keep_dt) else []
     dt = dt.subset(np.sort(np.concatenate([keep_dt, np.asarray(extra, int)])))
     bal_dt.insert(0, "group", "donor_test")
-    outl, _ = _patchset_from([cols[("outliers", 0)]], "outlier", "synthetic-qpi", profile)
+    outl, _ = _patchset_from([cols[("outliers", 0, None)]], "outlier", "synthetic-qpi", profile)
     sel = np.concatenate([np.flatnonzero(outl.kind == k)[:n_out] for k in OUTLIER_KINDS])
     outl = outl.subset(np.sort(sel)); outl.group = outl.kind.astype("U16").copy()
     stages = {"training and donor-test recordings": [c for k, c in cols.items() if k[0] != "outliers"],
-              "outlier recording": [cols[("outliers", 0)]]}
+              "outlier recording": [cols[("outliers", 0, None)]]}
     reports = {}
     for name, cs in stages.items():
         rr = pd.concat([r for c in cs for r in c.report_rows], ignore_index=True)

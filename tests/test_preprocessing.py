@@ -286,3 +286,64 @@ def test_split_indices_stratified_seeded_disjoint():
     assert not (pp.split_indices(lab, seed=4)["test"] == s["test"]).all()
     with pytest.raises(ValueError, match="sum"):
         pp.split_indices(lab, 0, (0.5, 0.2, 0.2))
+
+
+# --- phantom 2.0: scalar cues of the difficulty audit and the background-removal helper -------------------------
+def _blob_patches():
+    yy, xx = np.mgrid[0:50, 0:50]
+    r = np.hypot(yy - 24.5, xx - 24.5)
+    cell = np.where(r < 12, 3.0 * np.sqrt(np.clip(1 - (r / 12) ** 2, 0, 1)), 0).astype(np.float32)
+    ph = np.stack([cell, cell * 0.5 + 0.0]).astype(np.float32)
+    ph[:, 2:6, 2:6] += 0.6                          # a background speck in a corner
+    return ph, r < 12
+
+
+def test_scalar_cues_and_cell_mask():
+    from leukoxai_nb.preprocessing import scalar_cues, cell_mask, CUE_NAMES
+    ph, disc = _blob_patches()
+    m = cell_mask(ph)
+    assert m.shape == ph.shape and m[:, 25, 25].all() and not m[:, 3, 3].any()     # the centre component only
+    c = scalar_cues(ph)
+    assert list(c.columns) == list(CUE_NAMES) and len(c) == 2
+    assert c.max_phase[0] == pytest.approx(ph[0].max()) and c.max_phase[1] == pytest.approx(ph[1].max())
+    assert c.total_phase[0] > c.total_phase[1] and c.area_um2[0] >= c.area_um2[1]
+    grainy = ph.copy(); grainy[:, ::3, ::3] += 0.3 * disc[::3, ::3]
+    assert (scalar_cues(grainy).texture_energy > 1.5 * c.texture_energy).all()
+    with pytest.raises(ValueError, match="patches"):
+        scalar_cues(ph[0])
+
+
+def test_pairwise_cue_auc():
+    import pandas as pd
+    from leukoxai_nb.preprocessing import pairwise_cue_auc
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2, 3], 50)
+    cues = pd.DataFrame(dict(a=y + rng.normal(0, 0.01, 200), b=rng.normal(size=200)))
+    t = pairwise_cue_auc(cues, y)
+    assert len(t) == 6 and (t.best_cue == "a").all() and (t.best_auc > 0.99).all()
+    assert (t.b < 0.8).all()
+
+
+def test_replace_background_level_and_paste():
+    from leukoxai_nb.preprocessing import replace_background, cell_mask, background_patches
+    ph, disc = _blob_patches()
+    m = cell_mask(ph)
+    lev = replace_background(ph, m, "level", level=0.0, dilate_px=0)
+    assert (lev[~m] == 0).all() and np.array_equal(lev[m], ph[m]) and lev[:, 3, 3].max() == 0
+    other = np.full((50, 50), 0.07, np.float32)
+    pst = replace_background(ph, m, "paste", other_background=other, dilate_px=0)
+    assert np.allclose(pst[~m], 0.07) and np.array_equal(pst[m], ph[m])
+    ph2 = ph + np.float32(0.05)                                    # a background that is not 0
+    wide = replace_background(ph2, m, "level", dilate_px=2)
+    assert (wide != 0).sum() > (replace_background(ph2, m, "level", dilate_px=0) != 0).sum()                      # the dilated mask keeps the cell's edge
+    with pytest.raises(ValueError, match="other_background"):
+        replace_background(ph, m, "paste")
+    with pytest.raises(ValueError, match="mode"):
+        replace_background(ph, m, "blur")
+    with pytest.raises(ValueError, match="do not match"):
+        replace_background(ph, m[:, :40], "level")
+    frames = np.random.default_rng(1).normal(0, 0.04, (3, 120, 160)).astype(np.float32)
+    inst = np.zeros((3, 120, 160), np.int32); inst[:, 40:80, 40:80] = 5
+    bp = background_patches(frames, inst, 4, seed=0)
+    assert bp.shape == (4, 50, 50) and np.abs(bp).max() < 0.5
+    assert np.array_equal(bp, background_patches(frames, inst, 4, seed=0))
