@@ -552,7 +552,10 @@ def fit_chunks(chunks, images, labels, device, threads: int = 1, workers: int = 
     own = executor is None
     ex = ProcessPoolExecutor(min(workers, len(chunks)), mp_context=mp.get_context("spawn")) if own else executor
     try:
-        futs = {ex.submit(_fit_chunk, chunks[i][0], chunks[i][1], images, labels, "cpu", max(1, threads)): i for i in order}
+        # workers import the job from the installed package: a notebook's own definition lives in `__main__`,
+        # which spawned workers cannot unpickle
+        from leukoxai_nb.models import _fit_chunk as job
+        futs = {ex.submit(job, chunks[i][0], chunks[i][1], images, labels, "cpu", max(1, threads)): i for i in order}
         from concurrent.futures import as_completed
         for f in tqdm(as_completed(futs), total=len(futs), desc=f"training in {workers} processes", disable=not progress):
             out[futs[f]] = f.result()
