@@ -14,8 +14,8 @@ import yaml
 __all__ = ['CLASSES', 'REGIONS', 'PROFILE_NAMES', 'FIGURE_INDEX', 'PROGRESS_MODES', 'Section', 'get_profile', 'project_root',
            'results_root', 'results_path', 'atomic_path', 'save_npz', 'load_npz', 'save_json', 'sha256_file',
            'sha256_arrays', 'save_table', 'save_figure', 'data_label', 'in_kernel', 'current_chapter', 'chapter_number',
-           'figure_index', 'figure_caption', 'finish_figure', 'progress_mode', 'progress', 'seed_everything',
-           'get_device']
+           'figure_index', 'figure_caption', 'FigurePath', 'finish_figure', 'progress_mode', 'progress',
+           'seed_everything', 'get_device']
 
 # %% ../nbs/90_core.ipynb #d0fdfa62
 CLASSES = ("monocyte", "lymphocyte", "neutrophil", "eosinophil")
@@ -169,6 +169,10 @@ def figure_caption(entry: dict) -> str:
     paper = f" (the paper's Figure {entry['paper_figure']})" if entry.get("paper_figure") else ""
     return f"**Figure {entry['number']}.** {entry['caption']}{paper}"
 
+class FigurePath(type(Path())):
+    "The path of a saved figure; as the last expression of a cell it displays nothing (the figure is already shown)."
+    def _ipython_display_(self): pass
+
 def finish_figure(fig, profile: str, name: str, caption: str, paper_figure=None, chapter: str | None = None,
                   dpi: int = 110, show: bool | None = None) -> Path:
     "Save `fig` as PNG and SVG under `results/<profile>/figures/`, index it with its caption, show it in a kernel, close it."
@@ -195,7 +199,7 @@ def finish_figure(fig, profile: str, name: str, caption: str, paper_figure=None,
         display(Markdown(figure_caption(entry)), metadata={"leukoxai": {"caption_of": name}})
     import matplotlib.pyplot as plt
     plt.close(fig)
-    return png
+    return FigurePath(png)
 
 # %% ../nbs/90_core.ipynb #91ecdf81
 PROGRESS_MODES = ("bar", "log", "off")

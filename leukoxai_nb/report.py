@@ -102,17 +102,23 @@ def _outside_protected(text: str, fn) -> str:
     return "".join(parts + [fn(text[last:])])
 
 _CITE = re.compile(r"\[(-?@[\w:.+-]+(?:\s*;\s*-?@[\w:.+-]+)*)\]")
+_NARRATIVE = re.compile(r"(?<![\w@/\[.-])@([A-Za-z][\w:+-]*\w)")   # `@key` in running text: a narrative citation
 _FIGREF = re.compile(r"(?<![\w@/])@fig-([A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*)")
 
 def link_citations(text: str, bib: dict, cited: set, missing: set) -> str:
-    "`[@key]` / `[@a; @b]` -> linked labels into references.html; unknown keys are kept visibly as `??key`."
+    "`[@key]` / `[@a; @b]` -> linked labels into references.html (unknown keys stay visible as `??key`); `@key` -> narrative link."
     def one(m):
         out = []
         for k in (x.strip().lstrip("-").lstrip("@") for x in m.group(1).split(";")):
             if k in bib: cited.add(k); out.append(f"[{cite_label(bib[k])}](references.html#ref-{k})")
             else: missing.add(k); out.append(f"**??{k}**")
         return "(" + "; ".join(out) + ")"
-    return _CITE.sub(one, text)
+    def narrative(m):
+        k = m.group(1)
+        if k not in bib: return m.group(0)
+        cited.add(k); return f"[{cite_label(bib[k])}](references.html#ref-{k})"
+    text = _CITE.sub(one, text)
+    return _outside_protected(text, lambda s: _NARRATIVE.sub(narrative, s))
 
 def link_figure_refs(text: str, figures: dict, missing: set) -> str:
     "`@fig-<name>` -> `[Figure 4.2](04_explanations.html#fig-<name>)`; unknown names stay visible as `??fig-<name>`."
@@ -176,10 +182,12 @@ def fold_decision(cell) -> tuple[bool, str]:
     listed = ", ".join(names[:8]) + (f", … (+{len(names) - 8})" if len(names) > 8 else "")
     if "parameters" in tags or "injected-parameters" in tags or "show" in tags: return False, ""
     if exported: return True, f"Implementation: {listed}" if names else "Implementation: imports and settings"
-    if "fold" in tags: return True, f"Code: {listed}" if names else "Code of this figure/table"
+    first = src.lstrip().splitlines()[0] if src.strip() else ""
+    comment = first[1:].strip() if first.startswith("#") and not first.startswith("#|") else ""
+    if "fold" in tags: return True, comment or (f"Code: {listed}" if names else "Code of this figure or table")
     if has_rich_output(cell): return False, ""
     if names: return True, f"Helpers: {listed}"
-    if (n := _n_asserts(src)): return True, f"Checks ({n} assertion{'s' if n > 1 else ''})"
+    if (n := _n_asserts(src)): return True, comment or f"Checks ({n} assertion{'s' if n > 1 else ''})"
     return False, ""
 
 _PROGRESS_LINE = re.compile(r"(\d+%\|)|(\d+/\d+ \[\d)|(it/s\]|s/it\])")
@@ -406,7 +414,9 @@ def chapter_box(stem: str, prov: dict, profile: str, cfg: dict, figures: dict, i
     what = (cfg.get("reproduces") or {}).get(stem, "")
     paper_figs = [(index[n]["paper_figure"], n) for n, (page, _) in figures.items()
                   if page == f"{stem}.html" and index.get(n, {}).get("paper_figure")]
-    figs = ", ".join(f"<a href='#fig-{esc(n)}'>Figure {esc(p)}</a>" for p, n in paper_figs)
+    first = {}
+    for p, n in paper_figs: first.setdefault(p, n)
+    figs = ", ".join(f"<a href='#fig-{esc(n)}'>Figure {esc(p)}</a>" for p, n in first.items())
     secs = prov.get("chapter_wall_s", {}).get(stem)
     dataset = prov.get("parameters", {}).get("dataset", "synthetic-qpi")
     s = _settings(root); branch = s.get("branch", "main")
