@@ -33,12 +33,14 @@ book: venv
 	echo "report: $(CURDIR)/_book/index.html"
 
 # JupyterLab for students: the project's kernel (.venv), bound to 127.0.0.1, the chapters as its root folder.
-# Jupyter prints the URL with its token; --allow-root only when run as root (e.g. in a container).
+# Jupyter prints the URL with its token; --allow-root only when run as root (e.g. in a container);
+# jupyter_server_config.py keeps JupyterLab from marking a notebook modified when it is opened.
 lab: venv
 	@echo "JupyterLab with the project's kernel; open the http://127.0.0.1:$(LAB_PORT)/lab?token=... URL printed below."
 	@echo "Start with 00_data.ipynb; each chapter's parameters cell defaults to the smoke profile. Stop with Ctrl+C."
 	@if [ "$$(id -u)" = 0 ]; then root=--allow-root; else root=; fi; \
-	exec $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser $$root --ServerApp.root_dir=$(CURDIR)/nbs
+	exec $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser $$root --ServerApp.root_dir=$(CURDIR)/nbs \
+	  --config=$(CURDIR)/jupyter_server_config.py
 
 # Headless Chromium for the report's browser test: Debian's package when we may install it.
 browser:

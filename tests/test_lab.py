@@ -31,7 +31,7 @@ def lab(tmp_path_factory):
     if not jupyter.exists(): pytest.skip("JupyterLab is not installed in this environment (pip install -e '.[dev]')")
     base = tmp_path_factory.mktemp("lab")
     work = base / "project"; (work / "nbs").mkdir(parents=True)
-    for f in ("settings.ini", "_quarto.yml"): shutil.copy(ROOT / f, work / f)
+    for f in ("settings.ini", "_quarto.yml", "jupyter_server_config.py"): shutil.copy(ROOT / f, work / f)
     for nb in (ROOT / "nbs").glob("*.ipynb"): shutil.copy(nb, work / "nbs" / nb.name)
     settings = base / "settings" / "@jupyterlab" / "notebook-extension"; settings.mkdir(parents=True)
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))   # every cell in the DOM
@@ -41,7 +41,7 @@ def lab(tmp_path_factory):
            "JUPYTER_RUNTIME_DIR": str(base / "runtime")}
     for k in ("LEUKOXAI_PROGRESS", "LEUKOXAI_CHAPTER", "MPLBACKEND"): env.pop(k, None)   # as a student's shell
     cmd = [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={work / 'nbs'}", "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False"]
+           f"--ServerApp.root_dir={work / 'nbs'}", f"--config={work / 'jupyter_server_config.py'}"]   # as `make lab`
     if os.geteuid() == 0: cmd.append("--allow-root")
     log = open(base / "jupyterlab.log", "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work / "nbs")
