@@ -72,6 +72,10 @@ def test_failing_point_is_recorded_and_rerun_runs_only_it(project):
     assert [p.name for p in page] == ["sweep_tiny.ipynb"]
     text = page[0].read_text()
     assert "Parameter sweep" in text and "asked to fail" in text and "data:image/png;base64" in text
+    from leukoxai_nb.report import notebook_to_html, chapter_title      # the book's renderer takes the page as is
+    html = notebook_to_html(page[0])
+    assert "<table" in html and "data:image/png;base64" in html and "0.700 ± 0.000" in html
+    assert chapter_title(page[0]) == "Parameter sweep `tiny`"
 
 def test_smoke_sweep_of_chapter_03_on_two_workers(tmp_path, monkeypatch):
     "2 x 2 real smoke sweep (chapter 03 trains its models in each point): 4 points gathered into every table."
