@@ -62,6 +62,12 @@ def test_scan_frame_maps_and_detections(model, frames):
     # an empty frame gives no detections with the phase objectness
     assert len(S.scan_frame(np.zeros((200, 200), np.float32), model).detections) == 0
     with pytest.raises(ValueError, match="objectness"): S.scan_frame(ph, model, objectness="nope")
+    rr = S.scan_frame(ph, model, recentre=True)
+    assert np.allclose(rr.detections[["y", "x"]], r.detections[["y", "x"]])
+    y0, x0 = rr.detections[["y", "x"]].iloc[0]
+    patch = pp.normalize_patch(pp.extract_patch(ph, (y0, x0), 50))
+    with torch.no_grad(): q = torch.softmax(model(torch.from_numpy(patch)[None, None]), 1)[0].numpy()
+    assert rr.detections["cls"].iloc[0] == q.argmax() and abs(rr.detections["prob"].iloc[0] - q.max()) < 1e-5
     rc = S.scan_frame(ph, model, objectness=lambda win, probs: probs[:, 0])
     assert np.allclose(rc.score, rc.probs[0], atol=1e-6)
 
