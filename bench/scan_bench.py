@@ -1,6 +1,6 @@
 """Whole-frame scanning vs the paper's segmentation -> patches path, time per frame side by side; backbone throughput.
 
-    python bench/scan_bench.py [--frames 6] [--window 50] [--stride 25] [--arch lenet5] [--threads 1]
+    python bench/scan_bench.py [--frames 6] [--window 50] [--stride 25] [--arch lenet5] [--threads 1] [--recentre]
     python bench/scan_bench.py --backbones [--sizes 64 112] [--threads 1] [--steps 2]
 
 Scan mode: simulates one phantom recording (background from its first 100 frames, as the paper's median), then
@@ -40,7 +40,7 @@ def bench_backbones(sizes, threads, steps, batch):
     return out
 
 
-def bench_scan(n_frames, window, stride, arch, threads, seed):
+def bench_scan(n_frames, window, stride, arch, threads, seed, recentre=False):
     from leukoxai_nb.scan import phantom_scan_frames, scan_frame, segment_frame
     from leukoxai_nb.models import build_model
     torch.set_num_threads(threads)
@@ -49,11 +49,11 @@ def bench_scan(n_frames, window, stride, arch, threads, seed):
     data = phantom_scan_frames(n_frames, seed=seed)
     ts, tg = [], []
     for i, ph in enumerate(data["phase"]):
-        t = time.perf_counter(); scan_frame(ph, model, window=window, stride=stride); ts.append(time.perf_counter() - t)
+        t = time.perf_counter(); scan_frame(ph, model, window=window, stride=stride, recentre=recentre); ts.append(time.perf_counter() - t)
         t = time.perf_counter(); segment_frame(ph, model, pixel_size_um=data["pixel_size_um"],
                                                wavelength_nm=data["wavelength_nm"]); tg.append(time.perf_counter() - t)
     ts, tg = np.array(ts[1:] or ts), np.array(tg[1:] or tg)            # first frame: warm-up
-    print(f"{arch}, window {window}, stride {stride}, {len(ts)} frames timed (first dropped), torch threads {threads}, "
+    print(f"{arch}, window {window}, stride {stride}, recentre {recentre}, {len(ts)} frames timed (first dropped), torch threads {threads}, "
           f"load {os.getloadavg()[0]:.1f}")
     print(f"  scan          {1e3 * np.median(ts):8.1f} ms/frame (min {1e3 * ts.min():.1f}, max {1e3 * ts.max():.1f})")
     print(f"  segmentation  {1e3 * np.median(tg):8.1f} ms/frame (min {1e3 * tg.min():.1f}, max {1e3 * tg.max():.1f})")
@@ -73,6 +73,7 @@ if __name__ == "__main__":
     ap.add_argument("--arch", default="lenet5")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--recentre", action="store_true")
     a = ap.parse_args()
     if a.backbones: bench_backbones(a.sizes, a.threads, a.steps, a.batch)
-    else: bench_scan(a.frames, a.window, a.stride, a.arch, a.threads, a.seed)
+    else: bench_scan(a.frames, a.window, a.stride, a.arch, a.threads, a.seed, a.recentre)
