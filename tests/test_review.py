@@ -94,3 +94,100 @@ def test_scripted_loop_on_toy_data(tmp_path):
         if c.startswith("c"):
             o = R.outline_regions(r["outlines"]); t = R.truth_regions(toy.masks(c))
             assert (o["nucleus"] & t["nucleus"]).sum() / (o["nucleus"] | t["nucleus"]).sum() > 0.85
+
+# ---- the page, as a user would use it: headless Chromium against `leukoxai review` ----
+def _free_port():
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+@pytest.fixture(scope="module")
+def review_server(tmp_path_factory, repo_root):
+    "`leukoxai review --profile smoke` on a free port (smoke data and network built into results/ when missing)."
+    ann = tmp_path_factory.mktemp("review") / "annotations.jsonl"
+    port = _free_port()
+    exe = Path(sys.executable).parent / "leukoxai"
+    proc = subprocess.Popen([str(exe), "review", "--profile", "smoke", "--port", str(port), "--annotations", str(ann),
+                             "--device", "cpu", "--n-per-queue", "8"], cwd=repo_root, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines, t0 = [], time.time()
+    while time.time() - t0 < 150:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None: break
+        lines.append(line)
+        if "leukoxai review: serving" in line: break
+    if not any("leukoxai review: serving" in l for l in lines):
+        proc.kill(); pytest.fail("leukoxai review did not start:\n" + "".join(lines[-20:]))
+    while time.time() - t0 < 170:
+        try: socket.create_connection(("127.0.0.1", port), 1).close(); break
+        except OSError: time.sleep(0.3)
+    yield dict(url=f"http://127.0.0.1:{port}/review", annotations=ann, banner=[l for l in lines if "serving" in l][0], proc=proc)
+    proc.terminate()
+    try: proc.wait(10)
+    except subprocess.TimeoutExpired: proc.kill()
+
+def test_server_says_where_it_listens(review_server):
+    b = review_server["banner"]
+    assert "http://127.0.0.1:" in b and "listening on 127.0.0.1" in b and str(review_server["annotations"]) in b
+
+def _draw_freehand(page, box):
+    import math
+    cx, cy, r = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, box["width"] * 0.15
+    page.mouse.move(cx + r, cy); page.mouse.down()
+    for k in range(1, 41):
+        a = 2 * math.pi * k / 40; page.mouse.move(cx + r * math.cos(a), cy + r * math.sin(a), steps=2)
+    page.mouse.up()
+
+def test_review_page_in_a_browser(review_server, repo_root):
+    from conftest import find_chromium
+    chromium = find_chromium()
+    if chromium is None:
+        if os.environ.get("CI"): pytest.fail("CI has no chromium: `make browser` should have installed Debian's chromium")
+        pytest.skip("no chromium on this machine (set LEUKOXAI_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+    from leukoxai_nb.core import results_path
+    args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"]
+    ann = review_server["annotations"]
+    def saved(page, n):
+        page.wait_for_function(f"() => true", timeout=1000)
+        t0 = time.time()
+        while time.time() - t0 < 20:
+            if ann.exists() and len(ann.read_text().splitlines()) >= n: return
+            page.wait_for_timeout(200)
+        raise AssertionError(f"decision {n} not written to {ann}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=args)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(review_server["url"]); page.get_by_role("button", name="Keep label").wait_for(timeout=60000)
+        page.get_by_role("textbox").first.fill("playwright"); page.get_by_role("textbox").first.press("Enter")
+        cells = []
+        def card_cell(): return page.locator(".review-card").first.get_attribute("data-cell")
+        cells.append(card_cell()); page.get_by_role("button", name="Relabel → neutrophil").click(); saved(page, 1)
+        page.get_by_role("button", name="Next ▶").click(); page.wait_for_function("1", timeout=1000)
+        page.wait_for_timeout(700); cells.append(card_cell()); page.get_by_role("button", name="Relabel → monocyte").click(); saved(page, 2)
+        page.get_by_role("button", name="Next ▶").click(); page.wait_for_timeout(700)
+        cells.append(card_cell()); page.get_by_role("button", name="Not a leukocyte").click(); saved(page, 3)
+        page.get_by_role("button", name="Next ▶").click(); page.wait_for_timeout(700)
+        cells.append(card_cell())
+        canvases = [c.bounding_box() for c in page.locator("canvas").all()]
+        box = min((b for b in canvases if b and 150 < b["width"] < 400), key=lambda b: (b["x"], b["y"]))
+        _draw_freehand(page, box); page.wait_for_timeout(500)
+        page.get_by_role("button", name="Save outline").click(); saved(page, 4)
+        assert len(set(cells)) == 4, cells
+        recs = [json.loads(l) for l in ann.read_text().splitlines()]
+        assert [r["decision"] for r in recs[:3]] == ["relabel", "relabel", "not_leukocyte"]
+        assert [r["label"] for r in recs[:2]] == ["neutrophil", "monocyte"] and recs[3]["cell"] == cells[3]
+        assert recs[3]["outlines"]["nucleus"] and all(r["reviewer"] == "playwright" for r in recs)
+        pts = np.array(recs[3]["outlines"]["nucleus"]); assert len(pts) >= 10 and (pts >= 0).all() and (pts <= 50).all()
+        # reload: every decision so far is shown
+        page.reload(); page.get_by_role("button", name="Keep label").wait_for(timeout=60000)
+        page.locator("table.review-log").wait_for(timeout=20000)
+        rows = page.locator("table.review-log tr[data-cell]")
+        shown = {rows.nth(i).get_attribute("data-cell"): rows.nth(i).inner_text() for i in range(rows.count())}
+        assert set(shown) == set(cells), shown
+        assert "neutrophil" in shown[cells[0]] and "monocyte" in shown[cells[1]] and "not_leukocyte" in shown[cells[2]]
+        assert "nucleus" in shown[cells[3]]
+        for _ in range(3): page.get_by_role("button", name="Next ▶").click(); page.wait_for_timeout(500)
+        assert card_cell() == cells[3] and "outlined: nucleus" in page.locator(".review-card").first.inner_text()
+        shot = results_path("smoke") / "review_page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert shot.stat().st_size > 10_000
