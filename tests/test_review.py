@@ -191,3 +191,28 @@ def test_review_page_in_a_browser(review_server, repo_root):
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
     assert shot.stat().st_size > 10_000
+
+def test_smoke_queues_and_scripted_review(tmp_path):
+    "Queues from the smoke profile's cached data and predictions; the whole loop with the scripted reviewers."
+    d = R.build_queues("smoke", device="cpu", n_per_queue=10)
+    c = d.cards
+    assert set(c.queue) <= set(R.QUEUES) and {"outlier", "least_confident", "random"} <= set(c.queue)
+    mis = c[c.queue == "mislabel"]
+    assert ((mis.pred != mis.label) & (mis.conf >= 0.95)).all()
+    lc = c[c.queue == "least_confident"]; assert (lc.split == "test").all() and lc.conf.is_monotonic_increasing
+    assert c[c.queue == "outlier"].cell.str.startswith("o").all() and (c[c.queue == "outlier"].label == -1).all()
+    p = c[[f"p_{k}" for k in CLASSES]].to_numpy(); assert np.allclose(p.sum(1), 1, atol=1e-6)
+    assert (c[[f"sd_{k}" for k in CLASSES]].to_numpy() >= 0).all() and {"donor", "frame", "group"} <= set(c.columns)
+    assert d.explanation(c.cell.iloc[0], "saliency").shape == (50, 50) and "saliency" in d.methods()
+    a = R.AnnotationStore(tmp_path / "oracle.jsonl", d.cell_ids); b = R.AnnotationStore(tmp_path / "sloppy.jsonl", d.cell_ids)
+    R.scripted_review(d, "oracle", store=a); R.scripted_review(d, "sloppy", error_rate=0.2, seed=1, store=b)
+    agr = R.reviewer_agreement(a, b); assert agr["n"] == c.cell.nunique() and 0.3 < agr["kappa"] < 1
+    prec = R.detector_precision(R.review_summary(d, a)).set_index("queue")
+    assert prec.loc["outlier", "precision_reviewer"] == 1.0
+    assert np.allclose(prec.precision_reviewer.fillna(-1), prec.precision_truth.fillna(-1))   # the oracle agrees with the truth
+    labels, counts = R.apply_relabels(d.cells, a)
+    assert counts["outlier_set"] == (c.drop_duplicates("cell").source == "outliers").sum()
+    assert (labels != np.asarray(d.cells.label)).sum() == counts["relabelled"] + counts["rejected"]
+    sc = R.outline_scores(d, a, methods=["saliency"], max_cells=6)
+    assert len(sc) == 1 and sc.n_cells[0] == 6 and sc.iou_nucleus[0] > 0.7
+    assert 0 <= sc.mass_nucleus_reviewer[0] <= 1 and abs(sc.mass_nucleus_reviewer[0] - sc.mass_nucleus_truth[0]) < 0.15
