@@ -216,3 +216,11 @@ def test_smoke_queues_and_scripted_review(tmp_path):
     sc = R.outline_scores(d, a, methods=["saliency"], max_cells=6)
     assert len(sc) == 1 and sc.n_cells[0] == 6 and sc.iou_nucleus[0] > 0.7
     assert 0 <= sc.mass_nucleus_reviewer[0] <= 1 and abs(sc.mass_nucleus_reviewer[0] - sc.mass_nucleus_truth[0]) < 0.15
+
+def test_relabels_refuse_cells_that_changed(tmp_path):
+    toy = R.toy_review_data(n=8, n_outliers=2)
+    st = R.AnnotationStore(tmp_path / "a.jsonl", toy.cell_ids)
+    w = toy.where("c1"); st.append("c1", "relabel", label="neutrophil", reviewer="a", where=w)
+    labels, counts = R.apply_relabels(toy.cells, st); assert labels[1] == CLASSES.index("neutrophil")
+    st.append("c2", "keep", reviewer="a", where=dict(w, frame=w["frame"] + 1000))
+    with pytest.raises(R.AnnotationError, match=r"line 2: cell c2 was .* when reviewed"): R.apply_relabels(toy.cells, st)
