@@ -239,3 +239,25 @@ def test_relabels_refuse_cells_that_changed(tmp_path):
     labels, counts = R.apply_relabels(toy.cells, st); assert labels[1] == CLASSES.index("neutrophil")
     st.append("c2", "keep", reviewer="a", where=dict(w, frame=w["frame"] + 1000))
     with pytest.raises(R.AnnotationError, match=r"line 2: cell c2 was .* when reviewed"): R.apply_relabels(toy.cells, st)
+
+def test_cli_refuses_a_corrupt_annotations_file(tmp_path, repo_root):
+    bad = tmp_path / "annotations.jsonl"; bad.write_text('{"schema": "something-else/2", "cell": "c1"}\n')
+    exe = Path(sys.executable).parent / "leukoxai"
+    r = subprocess.run([str(exe), "review", "--profile", "smoke", "--annotations", str(bad), "--port", str(_free_port())],
+                       cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "line 1: not a leukoxai review annotation" in err[0] and str(bad) in err[0]
+
+def test_relabel_patchset_smoke(tmp_path):
+    from leukoxai_nb.datasets import load_dataset
+    ds = load_dataset("synthetic-qpi", "smoke")
+    st = R.AnnotationStore(tmp_path / "a.jsonl")
+    bad = np.flatnonzero(np.asarray(ds.label) != np.asarray(ds.true_label))[:3]
+    for i in bad: st.append(f"c{i}", "relabel", label=CLASSES[ds.true_label[i]], reviewer="t",
+                            where=dict(donor=int(ds.donor[i]), frame=int(ds.frame[i]), object=int(ds.object_id[i])))
+    good = int(np.flatnonzero(np.asarray(ds.label) == np.asarray(ds.true_label))[0])
+    st.append(f"c{good}", "unusable", reviewer="t")
+    out, counts = R.relabel_patchset(ds, st)
+    assert counts["relabelled"] == len(bad) and counts["rejected"] == 1 and len(out) == len(ds) - 1
+    assert counts["label_errors_after"] == counts["label_errors_before"] - len(bad)
