@@ -7,18 +7,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
+LAB_PORT ?= 8888
 
-.PHONY: book test venv browser sync-check clean help
+.PHONY: book test venv browser sync-check clean help lab
 help:
 	@echo "make book   - install, run all chapters (PROFILE=$(PROFILE)), render _book/index.html"
 	@echo "make test   - install, sync check, notebook tests, pytest (smoke book + browser check)"
+	@echo "make lab    - install, start JupyterLab on 127.0.0.1:$(LAB_PORT) with the project's kernel (chapters in nbs/)"
 
 venv: $(STAMP)
 $(STAMP): settings.ini setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24" "setuptools>=64" wheel
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (leukoxai-nb)" >/dev/null
+	@# nbdev_clean sets every notebook's kernelspec display_name to its name ("python3"): the installed kernel must
+	@# agree, or JupyterLab rewrites the metadata and marks a notebook modified as soon as it is opened.
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name python3 >/dev/null
 	touch $(STAMP)
 
 book: venv
@@ -27,6 +31,16 @@ book: venv
 	$(BIN)/leukoxai render --profile $(PROFILE) && \
 	echo "book built in $$(( $$(date +%s) - start )) s (install excluded)" && \
 	echo "report: $(CURDIR)/_book/index.html"
+
+# JupyterLab for students: the project's kernel (.venv), bound to 127.0.0.1, the chapters as its root folder.
+# Jupyter prints the URL with its token; --allow-root only when run as root (e.g. in a container);
+# jupyter_server_config.py keeps JupyterLab from marking a notebook modified when it is opened.
+lab: venv
+	@echo "JupyterLab with the project's kernel; open the http://127.0.0.1:$(LAB_PORT)/lab?token=... URL printed below."
+	@echo "Start with 00_data.ipynb; each chapter's parameters cell defaults to the smoke profile. Stop with Ctrl+C."
+	@if [ "$$(id -u)" = 0 ]; then root=--allow-root; else root=; fi; \
+	exec $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser $$root --ServerApp.root_dir=$(CURDIR)/nbs \
+	  --config=$(CURDIR)/jupyter_server_config.py
 
 # Headless Chromium for the report's browser test: Debian's package when we may install it.
 browser:

@@ -132,7 +132,7 @@ def improvement_arrow(pct: float) -> str:
     return "↓"
 
 def table2(records: pd.DataFrame, profile: str, dataset: str = "synthetic-qpi") -> pd.DataFrame:
-    "Table 2: ECE and MCE uncalibrated / calibrated (mean over runs, in units of 1e-1) and improvement % with arrows."
+    "Table 2: ECE and MCE uncalibrated / calibrated (mean and sd over runs, in units of 1e-1) and improvement % with arrows."
     keys = ["arch", "dropout", "vi", "metric"]
     g = records.groupby(keys + ["calibrated"], sort=False)[["ece", "mce", "temperature"]]
     mean, std = g.mean().reset_index(), g.std(ddof=1).reset_index()
@@ -155,11 +155,11 @@ def table2(records: pd.DataFrame, profile: str, dataset: str = "synthetic-qpi") 
     return pd.DataFrame(rows)
 
 def format_table2(t: pd.DataFrame) -> pd.DataFrame:
-    "Table 2 as the paper prints it (errors in units of 1e-1)."
+    "Table 2 as the paper prints it (errors in units of 1e-1), each cell mean ± sd over runs."
     out = t[["model", "dropout", "vi", "metric"]].copy()
     out["dropout"] = out["dropout"].map(lambda p: f"p={p:.2f}"); out["vi"] = out["vi"].map({True: "✓", False: "×"})
     for a, b in [("ece_uncal", "ECE uncal."), ("mce_uncal", "MCE uncal."), ("ece_cal", "ECE cal."), ("mce_cal", "MCE cal.")]:
-        out[b] = t[a].map(lambda v: f"{v:.2f}")
+        out[b] = [f"{v:.2f} ± {s:.2f}" if np.isfinite(s) else f"{v:.2f} (1 run)" for v, s in zip(t[a], t[f"{a}_sd"])]
     for n in ("ece", "mce"):
         out[f"{n.upper()} improvement"] = [f"{v:.1f} % {a}" for v, a in zip(t[f"{n}_improvement_pct"], t[f"{n}_arrow"])]
     out["T"] = t["temperature"].map(lambda v: f"{v:.2f}")

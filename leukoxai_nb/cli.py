@@ -8,7 +8,45 @@ import argparse, sys
 from .core import PROFILE_NAMES
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['add_sweep_parser', 'add_review_parser', 'build_parser', 'main']
+
+# %% ../nbs/95_cli.ipynb #65ce7e58
+def add_sweep_parser(sub):
+    "The `sweep` sub-command: a Cartesian grid of chapter parameters, each point an isolated papermill run."
+    s = sub.add_parser("sweep", help="run a grid of chapter parameters (Dask) and gather the tables")
+    s.add_argument("name", help="the sweep's name: results/<profile>/sweeps/NAME/")
+    s.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
+    s.add_argument("--chapters", default=None, help="comma-separated chapter numbers or names, e.g. 02,03")
+    s.add_argument("-p", "--param", action="append", metavar="NAME=VALUES",
+                   help="a swept parameter: name=v1,v2,... or name=start:stop[:step] (stop excluded; repeatable)")
+    s.add_argument("--workers", type=int, default=None,
+                   help="LocalCluster workers (default: cores / threads-per-worker; 0 = sequential, no Dask)")
+    s.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    s.add_argument("--threads-per-worker", type=int, default=1, help="CPU threads per point (default 1)")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    return s
+
+def _sweep(args) -> int:
+    try:
+        from leukoxai_nb.sweep import cli_sweep
+        return cli_sweep(args)
+    except (ValueError, TypeError, OSError, KeyError, RuntimeError) as e:
+        print(f"leukoxai: error: {e}", file=sys.stderr)
+        return 2
+
+# %% ../nbs/95_cli.ipynb #f7a68328
+def add_review_parser(sub):
+    "`leukoxai review --profile P [--port N]`: serve the review page of flagged cells (nbs/99_review)."
+    rv = sub.add_parser("review", help="serve the review page of flagged cells (127.0.0.1 by default)")
+    rv.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
+    rv.add_argument("--port", type=int, default=5006)
+    rv.add_argument("--address", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
+    rv.add_argument("--annotations", default=None, help="annotations file (default results/<profile>/review/annotations.jsonl)")
+    rv.add_argument("--arch", default=None, help="network whose predictions fill the queues (default: the profile's first)")
+    rv.add_argument("--run", type=int, default=0); rv.add_argument("--seed", type=int, default=0)
+    rv.add_argument("--n-per-queue", dest="n_per_queue", type=int, default=24)
+    rv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    return rv
 
 # %% ../nbs/95_cli.ipynb #9a265532
 def _parse_params(items) -> dict:
@@ -39,10 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     rd = sub.add_parser("render", help="build the report from the executed chapters")
     rd.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
     rd.add_argument("--backend", choices=("auto", "quarto", "html"), default="auto")
+    add_sweep_parser(sub)
+    add_review_parser(sub)
     return ap
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sweep": return _sweep(args)
     try:
         if args.command == "data":
             from leukoxai_nb import datasets
@@ -62,6 +103,7 @@ def main(argv=None) -> int:
                 print(f"leukoxai: error: chapter {ch} failed in its latest run (cell {f.get('cell')}: {f.get('exception')}); "
                       f"the book shows its last good notebook; partial notebook: {f.get('partial')}", file=sys.stderr)
             return 3 if bad else 0
+        if args.command == "review": from leukoxai_nb.review import cli_review; return cli_review(args)
     except (ValueError, TypeError, OSError, KeyError, RuntimeError) as e:
         print(f"leukoxai: error: {e}", file=sys.stderr)
         return 2

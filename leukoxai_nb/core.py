@@ -11,9 +11,11 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['CLASSES', 'REGIONS', 'PROFILE_NAMES', 'Section', 'get_profile', 'project_root', 'results_root', 'ResultsNotWritable',
-           'results_path', 'atomic_path', 'CorruptArtifact', 'save_npz', 'load_npz', 'read_cache', 'save_json',
-           'sha256_file', 'sha256_arrays', 'save_table', 'save_figure', 'data_label', 'seed_everything', 'get_device']
+__all__ = ['CLASSES', 'REGIONS', 'PROFILE_NAMES', 'FIGURE_INDEX', 'PROGRESS_MODES', 'Section', 'get_profile', 'project_root',
+           'results_root', 'ResultsNotWritable', 'results_path', 'atomic_path', 'CorruptArtifact', 'save_npz',
+           'load_npz', 'read_cache', 'save_json', 'sha256_file', 'sha256_arrays', 'save_table', 'save_figure',
+           'data_label', 'in_kernel', 'current_chapter', 'chapter_number', 'figure_index', 'figure_caption',
+           'FigurePath', 'finish_figure', 'progress_mode', 'progress', 'seed_everything', 'get_device']
 
 # %% ../nbs/90_core.ipynb #d0fdfa62
 CLASSES = ("monocyte", "lymphocyte", "neutrophil", "eosinophil")
@@ -165,7 +167,7 @@ def save_table(df, profile: str, name: str) -> Path:
     return path
 
 def save_figure(fig, profile: str, name: str, dpi: int = 110) -> Path:
-    "Write a matplotlib figure to `results/<profile>/figures/<name>.png` atomically."
+    "Write a matplotlib figure to `results/<profile>/figures/<name>.png` atomically (chapters use `finish_figure`)."
     path = results_path(profile, "figures", f"{name}.png")
     with atomic_path(path) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return path
@@ -174,6 +176,120 @@ def data_label(dataset: str, profile: str) -> str:
     "A short line naming the data behind a number, for titles and captions."
     kind = "synthetic QPI phantom (not the paper's recordings)" if dataset == "synthetic-qpi" else dataset
     return f"data: {kind}; profile: {profile}"
+
+# %% ../nbs/90_core.ipynb #7d0ee0c9
+import re as _re, time as _time
+
+FIGURE_INDEX = "index.json"
+"File under `results/<profile>/figures/` that lists every figure finished with `finish_figure`."
+_FINISHED: dict = {}   # (profile, chapter) -> figure names finished in this process, in order
+
+def in_kernel() -> bool:
+    "True inside an IPython shell that displays rich output (Jupyter kernel, papermill, nbdev_test); False under plain `python`."
+    try: from IPython import get_ipython
+    except ImportError: return False
+    ip = get_ipython()
+    return ip is not None and type(ip).__name__ != "TerminalInteractiveShell"
+
+def current_chapter() -> str | None:
+    "Stem of the chapter notebook being run: `$LEUKOXAI_CHAPTER`, else JupyterLab's session path, else None."
+    for v in (os.environ.get("LEUKOXAI_CHAPTER"), os.environ.get("JPY_SESSION_NAME")):
+        if v: return Path(v).stem
+    try:
+        from IPython import get_ipython
+        s = get_ipython().user_ns.get("__session__") if get_ipython() is not None else None
+        if s and str(s).endswith(".ipynb"): return Path(str(s)).stem
+    except ImportError: pass
+    return None
+
+def chapter_number(chapter: str | None) -> int | None:
+    "The number of a chapter from its file name (`04_explanations` -> 4), None for other names."
+    m = _re.match(r"(\d+)_", str(chapter or ""))
+    return int(m.group(1)) if m else None
+
+def figure_index(profile: str) -> dict:
+    "The figure index of a profile: {name: entry}; empty when no figure has been finished yet."
+    path = results_path(profile, "figures", FIGURE_INDEX, mkdir=False)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+def figure_caption(entry: dict) -> str:
+    "`Figure 4.1. <caption> (the paper's Figure 4)` from an index entry, as Markdown."
+    paper = f" (the paper's Figure {entry['paper_figure']})" if entry.get("paper_figure") else ""
+    return f"**Figure {entry['number']}.** {entry['caption']}{paper}"
+
+class FigurePath(type(Path())):
+    "The path of a saved figure; as the last expression of a cell it displays nothing (the figure is already shown)."
+    def _ipython_display_(self): pass
+
+def finish_figure(fig, profile: str, name: str, caption: str, paper_figure=None, chapter: str | None = None,
+                  dpi: int = 110, show: bool | None = None) -> Path:
+    "Save `fig` as PNG and SVG under `results/<profile>/figures/`, index it with its caption, show it in a kernel, close it."
+    if not _re.fullmatch(r"[A-Za-z0-9_.+-]+", str(name)):
+        raise ValueError(f"figure name {name!r}: use letters, digits and _ . + - only (it becomes a file name and an anchor)")
+    if not isinstance(caption, str) or not caption.strip():
+        raise ValueError(f"figure {name!r}: a caption is required (what is shown, which data and profile)")
+    png = save_figure(fig, profile, name, dpi)
+    svg = results_path(profile, "figures", f"{name}.svg")
+    with atomic_path(svg) as tmp: fig.savefig(tmp, format="svg", bbox_inches="tight")
+    chapter = chapter or current_chapter()
+    order = _FINISHED.setdefault((profile, chapter), [])
+    if name not in order: order.append(name)
+    num = chapter_number(chapter)
+    k = order.index(name) + 1
+    entry = dict(name=name, number=f"{num}.{k}" if num is not None else str(k), caption=caption.strip(),
+                 paper_figure=None if paper_figure is None else str(paper_figure), chapter=chapter,
+                 png=png.name, svg=svg.name, saved_at=round(_time.time(), 3))
+    index = figure_index(profile); index[name] = entry
+    save_json(results_path(profile, "figures", FIGURE_INDEX), index)
+    if in_kernel() if show is None else show:
+        from IPython.display import display, Image, Markdown
+        display(Image(data=png.read_bytes(), format="png"), metadata={"leukoxai": {"figure": name}})
+        display(Markdown(figure_caption(entry)), metadata={"leukoxai": {"caption_of": name}})
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return FigurePath(png)
+
+# %% ../nbs/90_core.ipynb #91ecdf81
+PROGRESS_MODES = ("bar", "log", "off")
+
+def progress_mode() -> str:
+    "How `progress` reports: `$LEUKOXAI_PROGRESS` (bar, log or off), default bar."
+    m = os.environ.get("LEUKOXAI_PROGRESS", "bar").strip().lower() or "bar"
+    if m not in PROGRESS_MODES:
+        raise ValueError(f"LEUKOXAI_PROGRESS={m!r}: expected one of {PROGRESS_MODES}")
+    return m
+
+class _LineProgress:
+    "The `log`/`off` progress: counts, and (log, top-level) prints one line when closed."
+    def __init__(self, iterable=None, desc="", total=None, leave=True, mode="log"):
+        self.iterable, self.desc, self.leave, self.mode, self.n = iterable, desc, leave, mode, 0
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.t0, self._closed = _time.perf_counter(), False
+    def __iter__(self):
+        try:
+            for x in self.iterable:
+                yield x; self.n += 1
+        finally: self.close()
+    def __len__(self): return self.total or 0
+    def update(self, n=1): self.n += n
+    def set_postfix(self, *a, **k): pass
+    def set_description(self, desc, refresh=True): self.desc = desc
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
+    def close(self):
+        if self._closed: return
+        self._closed = True
+        if self.mode == "log" and self.leave is not False and self.desc:
+            of = f"/{self.total}" if self.total is not None else ""
+            print(f"{self.desc}: {self.n}{of} in {_time.perf_counter() - self.t0:.1f} s", flush=True)
+
+def progress(iterable=None, desc: str = "", total=None, leave=None, disable: bool = False, **kw):
+    "A progress bar over `iterable` (or a manual one with `total`): tqdm.auto, one final line, or nothing (see `progress_mode`)."
+    mode = "off" if disable else progress_mode()
+    if mode == "bar":
+        from tqdm.auto import tqdm
+        return tqdm(iterable, desc=desc, total=total, leave=True if leave is None else leave, **kw)
+    return _LineProgress(iterable, desc, total, True if leave is None else leave, mode)
 
 # %% ../nbs/90_core.ipynb #ca69b08a
 def seed_everything(seed: int) -> np.random.Generator:

@@ -14,11 +14,13 @@ from .core import (get_profile, get_device, results_path, atomic_path, save_npz,
                               sha256_arrays, data_label)
 
 # %% auto #0
-__all__ = ['ARCHITECTURES', 'DEFAULT_INPUT', 'PRED_SPLITS', 'VI_METRICS', 'PatchResize', 'LeukoNet', 'build_model',
-           'dropout_active', 'freq_logits', 'vi_logits', 'FixedMaskDropout', 'fixed_dropout_masks', 'vi_logits_naive',
-           'model_settings', 'model_note', 'cpu_threads', 'run_seed', 'stratified_split', 'pool_split', 'train_model',
+__all__ = ['ARCHITECTURES', 'DEFAULT_INPUT', 'PRED_SPLITS', 'VI_METRICS', 'VERDICTS', 'PatchResize', 'SeededDropout', 'LeukoNet',
+           'build_model', 'dropout_active', 'freq_logits', 'vi_logits', 'FixedMaskDropout', 'fixed_dropout_masks',
+           'vi_logits_naive', 'model_settings', 'model_note', 'cpu_threads', 'run_seed', 'stratified_split',
+           'pool_split', 'EarlyStopping', 'train_model', 'wide_forward', 'train_many', 'fit_chunks', 'train_grid',
            'get_trained', 'get_predictions', 'ToyPatchSet', 'softmax_np', 'vi_summary', 'classification_metrics',
-           'predicted_classes', 'table1', 'format_table1']
+           'predicted_classes', 'table1_runs', 'table1', 'pm', 'format_table1', 'spread_verdict', 'training_runs',
+           'stop_reason_table']
 
 # %% ../nbs/02_models.ipynb #8224dd5b
 ARCHITECTURES = ("lenet5", "alexnet")
@@ -40,13 +42,12 @@ class PatchResize(nn.Module):
 def _ch(n, width): return max(1, int(round(n * width)))
 
 def _lenet5_trunk(input_size, width):
-    c1, c3, c5 = _ch(6, width), _ch(16, width), _ch(120, width)
+    c1, c3 = _ch(6, width), _ch(16, width)
     return nn.Sequential(
         PatchResize(input_size, 1),
         nn.Conv2d(1, c1, 5), nn.ReLU(), nn.MaxPool2d(2),          # C1, S2
         nn.Conv2d(c1, c3, 5), nn.ReLU(), nn.MaxPool2d(2),         # C3, S4
-        nn.Conv2d(c3, c5, 5), nn.ReLU(),                          # C5
-        nn.Flatten())
+        nn.Flatten())                                             # C5 = Linear(16*5*5, 120) is the head's first layer
 
 def _alexnet_trunk(input_size, width):
     c = [_ch(n, width) for n in (64, 192, 384, 256, 256)]
@@ -59,10 +60,18 @@ def _alexnet_trunk(input_size, width):
         nn.Conv2d(c[3], c[4], 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2),
         nn.Flatten())
 
+class SeededDropout(nn.Dropout):
+    "nn.Dropout; while training with `generator` set, its masks come from that generator (one stream per run)."
+    generator = None
+    def forward(self, x):
+        if not self.training or self.p == 0 or self.generator is None: return super().forward(x)
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
+        return x * keep.to(x.dtype) / (1 - self.p)
+
 def _head(n_in, hidden, dropout, n_classes):
     layers, n = [], n_in
     for h in hidden:
-        layers += [nn.Linear(n, h), nn.ReLU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(n, h), nn.ReLU(), SeededDropout(dropout)]
         n = h
     return nn.Sequential(*layers, nn.Linear(n, n_classes))
 
@@ -90,7 +99,7 @@ class LeukoNet(nn.Module):
             finally: h.remove()
         self.last_conv_shape = shapes["conv"]            # (channels, h, w) of the last conv output
         self.has_spatial_last_conv = self.last_conv_shape[1] * self.last_conv_shape[2] > 1
-        hidden = [_ch(84, fc_width)] if arch == "lenet5" else [_ch(4096, fc_width)] * 2
+        hidden = [_ch(120, fc_width), _ch(84, fc_width)] if arch == "lenet5" else [_ch(4096, fc_width)] * 2
         self.head = _head(n_feat, hidden, self.dropout, self.n_classes)
 
     @property
@@ -224,8 +233,10 @@ def model_settings(arch: str, dropout: float, profile: str) -> dict:
 def model_note(profile: str) -> str:
     "One line saying how the profile's networks differ from the paper's (for every table and figure)."
     mp = get_profile(profile).models
-    a = f"AlexNet {mp.alexnet_input} px, conv width x{mp.alexnet_width}, FC width x{mp.alexnet_fc_width}"
-    a += "" if (mp.alexnet_input, mp.alexnet_width, mp.alexnet_fc_width) == (224, 1.0, 1.0) else " (paper: 224 px, x1, x1)"
+    m = (int(mp.alexnet_input) + 4 - 11) // 4 + 1          # conv1 (stride 4), then pool, conv2, pool: last conv map
+    m = ((m - 3) // 2 + 1 - 3) // 2 + 1
+    a = f"AlexNet {mp.alexnet_input} px (last conv {m} x {m}), conv width x{mp.alexnet_width}, FC width x{mp.alexnet_fc_width}"
+    a += "" if (mp.alexnet_input, mp.alexnet_width, mp.alexnet_fc_width) == (224, 1.0, 1.0) else " (paper: 224 px, 13 x 13, x1, x1)"
     return f"{a}; LeNet5 {mp.lenet_input} px; {mp.n_runs} run(s) (paper: 15); T = {mp.vi_samples} VI samples"
 
 @contextlib.contextmanager
@@ -282,80 +293,330 @@ def _evaluate(model, x, y, batch_size=512):
             tot += F.cross_entropy(z, t, reduction="sum").item(); hit += (z.argmax(1) == t).sum().item()
     return tot / max(1, len(x)), hit / max(1, len(x))
 
+class EarlyStopping:
+    """The stopping rule. An epoch *counts as progress* when its validation loss is below the reference (the loss at
+    the last epoch that counted) by more than the fraction `min_delta`. After every `lr_patience` epochs without
+    progress the learning rate is multiplied by `lr_factor`; after `patience` epochs without progress training stops
+    ("early stopping"); `max_epochs` is only a safety net ("epoch cap"). The weights kept are those of the lowest
+    validation loss seen."""
+    def __init__(self, patience: int, max_epochs: int, min_delta: float = 0.0, lr_patience: int = 0,
+                 lr_factor: float = 0.5):
+        if int(patience) < 1 or int(max_epochs) < 1: raise ValueError(f"patience and max_epochs must be >= 1, got {patience}, {max_epochs}")
+        if not 0 <= float(min_delta) < 1: raise ValueError(f"min_delta is a fraction in [0, 1), got {min_delta}")
+        if not 0 < float(lr_factor) <= 1: raise ValueError(f"lr_factor must be in (0, 1], got {lr_factor}")
+        self.patience, self.max_epochs, self.min_delta = int(patience), int(max_epochs), float(min_delta)
+        self.lr_patience, self.lr_factor = int(lr_patience), float(lr_factor)
+        self.ref = self.best = float("inf"); self.best_epoch = self.epoch = -1; self.bad = 0
+        self.lr_scale, self.stopped, self.reason = 1.0, False, None
+
+    def update(self, val_loss: float) -> bool:
+        "Record one epoch's validation loss; True when it is the lowest so far (keep these weights)."
+        self.epoch += 1; val_loss = float(val_loss)
+        new_best = val_loss < self.best
+        if new_best: self.best, self.best_epoch = val_loss, self.epoch
+        if val_loss < self.ref * (1 - self.min_delta) or self.epoch == 0: self.ref, self.bad = val_loss, 0
+        else:
+            self.bad += 1
+            if self.lr_patience and self.bad % self.lr_patience == 0: self.lr_scale *= self.lr_factor
+        if self.bad >= self.patience: self.stopped, self.reason = True, "early stopping"
+        elif self.epoch + 1 >= self.max_epochs: self.stopped, self.reason = True, "epoch cap"
+        return new_best
+
+    def summary(self) -> dict:
+        return dict(best_epoch=self.best_epoch, stop_epoch=self.epoch, stop_reason=self.reason,
+                    best_val_loss=self.best, epochs_run=self.epoch + 1)
+
+def _adam(params, lr, dev):
+    "Adam; the fused (one kernel for all tensors) implementation where torch has it for the device."
+    try: return torch.optim.Adam(params, lr=lr, fused=dev.type in ("cpu", "cuda"))
+    except (RuntimeError, TypeError, ValueError): return torch.optim.Adam(list(params), lr=lr)
+
+def _dropout_generator(seed: int, dev) -> torch.Generator:
+    "The generator of one run's training dropout masks (its own stream, whatever else trains beside it)."
+    return torch.Generator(device=dev).manual_seed(int(seed) + 1_000_003)
+
+@contextlib.contextmanager
+def _seeded_dropout(model, gen):
+    drops = [m for m in model.modules() if isinstance(m, SeededDropout)]
+    for m in drops: m.generator = gen
+    try: yield model
+    finally:
+        for m in drops: m.generator = None
+
+def _training_kw(stopper_kw):
+    return {k: stopper_kw[k] for k in ("patience", "max_epochs", "min_delta", "lr_patience", "lr_factor")}
+
 def train_model(model, x_train, y_train, x_val, y_val, *, max_epochs: int, patience: int, batch_size: int,
-                lr: float, seed: int, device="cpu", progress: bool = True, desc: str = "training"):
-    "Adam + cross-entropy with early stopping on the validation loss; keeps the best epoch's weights."
+                lr: float, seed: int, device="cpu", min_delta: float = 0.0, lr_patience: int = 0,
+                lr_factor: float = 0.5, progress: bool = True, desc: str = "training"):
+    """One network at a time (the reference loop): Adam + cross-entropy, batches in the order of a generator seeded
+    with `seed`, dropout masks from the run's own generator, `EarlyStopping` on the validation loss; keeps the best
+    epoch's weights. Returns (history, stop) with stop = best_epoch, stop_epoch, stop_reason."""
     dev = torch.device(device)
     xt, yt = torch.as_tensor(x_train).float().to(dev), torch.as_tensor(y_train).long().to(dev)
     xv, yv = torch.as_tensor(x_val).float().to(dev), torch.as_tensor(y_val).long().to(dev)
     if xt.ndim == 3: xt, xv = xt.unsqueeze(1), xv.unsqueeze(1)
     model.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = _adam(model.parameters(), lr, dev)
     gen = torch.Generator().manual_seed(seed)
-    hist = {"train_loss": [], "val_loss": [], "val_acc": [], "seconds": []}
-    best, best_epoch, best_state, bad = float("inf"), -1, None, 0
-    bar = tqdm(range(max_epochs), desc=desc, leave=False, disable=not progress)
-    for epoch in bar:
-        t0 = time.perf_counter(); model.train(); tot = 0.0
-        for b in torch.randperm(len(xt), generator=gen).split(batch_size):
-            b = b.to(dev)
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(xt[b]), yt[b])
-            loss.backward(); opt.step(); tot += loss.item() * len(b)
-        vl, va = _evaluate(model, xv, yv)
-        for k, v in zip(hist, (tot / len(xt), vl, va, time.perf_counter() - t0)): hist[k].append(float(v))
-        bar.set_postfix(train=f"{tot / len(xt):.3f}", val=f"{vl:.3f}", acc=f"{va:.3f}")
-        if vl < best - 1e-6:
-            best, best_epoch, bad = vl, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= patience: break
+    stop = EarlyStopping(patience, max_epochs, min_delta, lr_patience, lr_factor)
+    hist = {"train_loss": [], "val_loss": [], "val_acc": [], "lr": [], "seconds": []}
+    best_state = None
+    bar = tqdm(total=max_epochs, desc=desc, leave=False, disable=not progress)
+    with _seeded_dropout(model, _dropout_generator(seed, dev)):
+        while not stop.stopped:
+            t0 = time.perf_counter(); model.train(); tot = 0.0; cur = lr * stop.lr_scale
+            for g in opt.param_groups: g["lr"] = cur
+            for b in torch.randperm(len(xt), generator=gen).split(batch_size):
+                b = b.to(dev)
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(xt[b]), yt[b])
+                loss.backward(); opt.step(); tot += loss.item() * len(b)
+            vl, va = _evaluate(model, xv, yv)
+            for k, v in zip(hist, (tot / len(xt), vl, va, cur, time.perf_counter() - t0)): hist[k].append(float(v))
+            if stop.update(vl): best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            bar.update(); bar.set_postfix(train=f"{tot / len(xt):.3f}", val=f"{vl:.3f}", acc=f"{va:.3f}")
+    bar.close()
     model.load_state_dict(best_state); model.eval()
-    return hist, best_epoch
+    return hist, stop.summary()
 
-# %% ../nbs/02_models.ipynb #7f7c8c6b
+# %% ../nbs/02_models.ipynb #0e6e1aeb
+def _tune_malloc():
+    "glibc only: keep freed memory in the process instead of trimming/unmapping it after every step (no-op elsewhere)."
+    try:
+        import ctypes, ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-1, 1 << 30)          # M_TRIM_THRESHOLD: trim only above 1 GiB free at the top of the heap
+        libc.mallopt(-3, 1 << 25)          # M_MMAP_THRESHOLD: 32 MiB (glibc's maximum) before using mmap
+    except (OSError, AttributeError): pass
+
+def _stacked(members, part, i, attr):
+    return torch.stack([getattr(getattr(m, part)[i], attr) for m in members])
+
+def wide_forward(members, x, gens=None):
+    """Logits (K, B, classes) of K same-architecture `LeukoNet`s on x (B, K*C, S, S): member k's batch, already
+    resized to S x S and repeated to C channels, in channels k*C..(k+1)*C-1. Convolutions run as one grouped
+    convolution, FC layers as one batched matmul. With `gens` (one generator per member) dropout is on and draws
+    member k's masks from gens[k], exactly as `SeededDropout` does for a single network."""
+    K, ref = len(members), members[0]
+    h = x
+    for i, mod in enumerate(ref.trunk):
+        if isinstance(mod, PatchResize): continue
+        if isinstance(mod, nn.Conv2d):
+            h = F.conv2d(h, _stacked(members, "trunk", i, "weight").flatten(0, 1),
+                         _stacked(members, "trunk", i, "bias").flatten(), mod.stride, mod.padding, mod.dilation, K)
+        elif isinstance(mod, nn.Flatten): h = h.reshape(h.shape[0], K, -1).transpose(0, 1)       # (K, B, features)
+        else: h = mod(h)                                                                          # ReLU, max pool
+    for i, mod in enumerate(ref.head):
+        if isinstance(mod, nn.Linear):
+            h = torch.baddbmm(_stacked(members, "head", i, "bias").unsqueeze(1), h,
+                              _stacked(members, "head", i, "weight").transpose(1, 2))
+        elif isinstance(mod, nn.Dropout):
+            if gens is None: continue
+            scale = []
+            for m, g in zip(members, gens):
+                p = m.head[i].p
+                scale.append((torch.rand(h.shape[1:], generator=g, device=h.device) >= p).to(h.dtype) / (1 - p)
+                             if p > 0 else torch.ones(h.shape[1:], dtype=h.dtype, device=h.device))
+            h = h * torch.stack(scale)
+        else: h = mod(h)
+    return h
+
+def _wide_input(x_all, idx, channels, fmt):
+    "Batch (B, K*C, S, S) from pre-resized patches x_all (N, 1, S, S) and member indices idx (K, B)."
+    K, B = idx.shape
+    x = x_all[idx.reshape(-1)].view(K, B, 1, *x_all.shape[-2:]).transpose(0, 1)
+    return x.expand(B, K, channels, *x_all.shape[-2:]).reshape(B, K * channels, *x_all.shape[-2:]).contiguous(memory_format=fmt)
+
+@torch.no_grad()
+def _evaluate_many(members, x_all, y_all, idx, channels, fmt, batch_size=512):
+    "Mean cross-entropy and accuracy per member on its own cells idx (K, N)."
+    for m in members: m.eval()
+    K, n = idx.shape; tot = torch.zeros(K, device=x_all.device); hit = torch.zeros(K, device=x_all.device)
+    for j in range(0, n, batch_size):
+        b = idx[:, j:j + batch_size]; z = wide_forward(members, _wide_input(x_all, b, channels, fmt)); t = y_all[b]
+        tot += F.cross_entropy(z.flatten(0, 1), t.flatten(), reduction="none").view(K, -1).sum(1)
+        hit += (z.argmax(-1) == t).sum(1)
+    return (tot / max(1, n)).tolist(), (hit / max(1, n)).tolist()
+
+def train_many(models, images, labels, splits, seeds, *, max_epochs: int, patience: int, batch_size: int, lr: float,
+               min_delta: float = 0.0, lr_patience: int = 0, lr_factor: float = 0.5, device="cpu",
+               progress: bool = True, desc: str = "training"):
+    """Train `models` (same architecture and sizes; dropout may differ) side by side as one wide network. Member k
+    trains on images[splits[k]["train"]] with batches in the order of a generator seeded with seeds[k] and stops
+    by its own `EarlyStopping` on images[splits[k]["val"]]; the same as `train_model` for each model alone, up to
+    float rounding. Returns [(history, stop)] in the order of `models`; the models end in eval mode, best weights."""
+    dev = torch.device(device); K = len(models)
+    if not K: return []
+    if not (len(splits) == len(seeds) == K): raise ValueError(f"need one split and one seed per model, got {K}, {len(splits)}, {len(seeds)}")
+    shapes = [[tuple(p.shape) for p in m.parameters()] + [m.input_size] for m in models]
+    if any(s != shapes[0] for s in shapes): raise ValueError("train_many needs networks of one architecture and size")
+    n_tr, n_va = {len(s["train"]) for s in splits}, {len(s["val"]) for s in splits}
+    if len(n_tr) > 1 or len(n_va) > 1: raise ValueError(f"train_many needs equal split sizes, got train {n_tr}, val {n_va}")
+    if dev.type == "cpu": _tune_malloc()
+    ref = models[0]; resize = ref.trunk[0]; C = resize.channels
+    fmt = torch.channels_last
+    with torch.no_grad():     # the same interpolation PatchResize applies per batch, once for every patch
+        x_all = torch.cat([PatchResize(resize.size, 1)(torch.as_tensor(np.asarray(images[i:i + 1024])).float().unsqueeze(1))
+                           for i in range(0, len(images), 1024)]).to(dev)
+    y_all = torch.as_tensor(np.asarray(labels)).long().to(dev)
+    tr = [torch.as_tensor(np.asarray(s["train"])).long() for s in splits]
+    va = torch.stack([torch.as_tensor(np.asarray(s["val"])).long() for s in splits]).to(dev)
+    for m in models: m.to(dev)
+    opts = [_adam(m.parameters(), lr, dev) for m in models]
+    perm = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    drop = [_dropout_generator(s, dev) for s in seeds]
+    stops = [EarlyStopping(patience, max_epochs, min_delta, lr_patience, lr_factor) for _ in models]
+    hists = [{"train_loss": [], "val_loss": [], "val_acc": [], "lr": [], "seconds": []} for _ in models]
+    best = [None] * K; active = list(range(K)); n = n_tr.pop()
+    bar = tqdm(total=max_epochs, desc=f"{desc} ({K} side by side)", leave=False, disable=not progress)
+    while active:
+        t0 = time.perf_counter(); members = [models[k] for k in active]
+        for k in active:
+            models[k].train()
+            for g in opts[k].param_groups: g["lr"] = lr * stops[k].lr_scale
+        order = torch.stack([tr[k][torch.randperm(n, generator=perm[k])] for k in active]).to(dev)
+        tot = torch.zeros(len(active), device=dev)
+        for j in range(0, n, batch_size):
+            b = order[:, j:j + batch_size]
+            z = wide_forward(members, _wide_input(x_all, b, C, fmt), [drop[k] for k in active])
+            loss = F.cross_entropy(z.flatten(0, 1), y_all[b].flatten(), reduction="none").view(len(active), -1).mean(1)
+            for k in active: opts[k].zero_grad(set_to_none=True)
+            loss.sum().backward()
+            for k in active: opts[k].step()
+            tot += loss.detach() * b.shape[1]
+        vl, vacc = _evaluate_many(members, x_all, y_all, va[active], C, fmt)
+        tl, dt = (tot / n).tolist(), time.perf_counter() - t0
+        for j, k in enumerate(active):
+            for key, v in zip(hists[k], (tl[j], vl[j], vacc[j], lr * stops[k].lr_scale, dt)): hists[k][key].append(float(v))
+            if stops[k].update(vl[j]): best[k] = {n_: v.detach().clone() for n_, v in models[k].state_dict().items()}
+        for k in [k for k in active if stops[k].stopped]:
+            models[k].load_state_dict(best[k]); models[k].eval(); active.remove(k)
+        bar.update(); bar.set_postfix(active=len(active), val=f"{min(vl):.3f}-{max(vl):.3f}")
+    bar.close()
+    return [(hists[k], stops[k].summary()) for k in range(K)]
+
+# %% ../nbs/02_models.ipynb #0e808d8e
+_STOP_KEYS = ("patience", "max_epochs", "min_delta", "lr_patience", "lr_factor")
+
 def _train_settings(arch, dropout, run, profile, dataset, seed, digest):
     mp = get_profile(profile).models
     return dict(model=model_settings(arch, dropout, profile), run=int(run), seed=run_seed(run, seed), dataset=dataset,
                 data_digest=digest, max_epochs=int(mp.max_epochs), patience=int(mp.patience),
+                min_delta=float(mp.min_delta), lr_patience=int(mp.lr_patience), lr_factor=float(mp.lr_factor),
                 batch_size=int(mp.batch_size), lr=float(mp.lr))
 
 def _model_path(arch, dropout, run, profile, seed=0):
     s = "" if seed == 0 else f"_s{seed}"
     return results_path(profile, "models", f"{arch}_p{float(dropout):.2f}_run{int(run)}{s}.pt")
 
+def _load_cached(path, want):
+    "The cached blob at `path` if its settings are `want`, else None."
+    if not path.exists(): return None
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    return blob if blob.get("settings_json") == json.dumps(want, sort_keys=True) else None
+
+def _info(blob, want, path):
+    return dict(split={k: blob["split"][k].numpy() for k in ("train", "val", "test")},
+                history={k: list(v) for k, v in blob["history"].items()}, best_epoch=int(blob["best_epoch"]),
+                stop=json.loads(blob["stop_json"]), seed=want["seed"], path=str(path))
+
+def _fit_chunk(settings, splits, images, labels, device, threads, progress=False, desc="training"):
+    """Build (seeded) and train the networks of `settings` (one `_train_settings` dict each, one architecture) side by
+    side; returns [(state_dict on the CPU, history, stop)]. Runs in a worker process when training in parallel."""
+    dev = torch.device(device)
+    models = []
+    for w in settings:
+        torch.manual_seed(w["seed"]); models.append(build_model(**w["model"]))
+    w0 = settings[0]
+    with cpu_threads(threads, dev):
+        res = train_many(models, images, labels, splits, [w["seed"] for w in settings], batch_size=w0["batch_size"],
+                         lr=w0["lr"], device=dev, progress=progress, desc=desc, **{k: w0[k] for k in _STOP_KEYS})
+    return [({k: v.cpu() for k, v in m.state_dict().items()}, h, s) for m, (h, s) in zip(models, res)]
+
+def fit_chunks(chunks, images, labels, device, threads: int = 1, workers: int = 1, progress: bool = True,
+               executor=None) -> list:
+    """`_fit_chunk` for each (settings, splits) in `chunks`: in this process, or with `workers` > 1 (CPU only) in that
+    many spawned processes of `threads` torch threads each, the largest networks first. Results in chunk order.
+    `executor`: an already started process pool to use instead of starting one (benchmarks)."""
+    dev = torch.device(device) if isinstance(device, str) else device
+    if workers <= 1 or dev.type != "cpu" or len(chunks) <= 1:
+        return [_fit_chunk(s, sp, images, labels, dev, threads, progress,
+                           desc=f"{s[0]['model']['arch']} x{len(s)}") for s, sp in chunks]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    images, labels = np.ascontiguousarray(images, dtype=np.float32), np.asarray(labels)
+    size = lambda c: -(c[0][0]["model"].get("input_size", 32) ** 2) * len(c[0])
+    order = sorted(range(len(chunks)), key=lambda i: size(chunks[i]))
+    out = [None] * len(chunks)
+    own = executor is None
+    ex = ProcessPoolExecutor(min(workers, len(chunks)), mp_context=mp.get_context("spawn")) if own else executor
+    try:
+        # workers import the job from the installed package: a notebook's own definition lives in `__main__`,
+        # which spawned workers cannot unpickle
+        from leukoxai_nb.models import _fit_chunk as job
+        futs = {ex.submit(job, chunks[i][0], chunks[i][1], images, labels, "cpu", max(1, threads)): i for i in order}
+        from concurrent.futures import as_completed
+        for f in tqdm(as_completed(futs), total=len(futs), desc=f"training in {workers} processes", disable=not progress):
+            out[futs[f]] = f.result()
+    finally:
+        if own: ex.shutdown()
+    return out
+
+def _chunks(configs, group, workers):
+    "Configs of one architecture in groups of <= `group`, split so that `workers` processes get similar shares."
+    out = []
+    for arch in ARCHITECTURES:
+        mine = [c for c in configs if c[0] == arch]
+        if not mine: continue
+        k = max(1, min(int(group), -(-len(mine) // max(1, workers))))
+        out += [mine[i:i + k] for i in range(0, len(mine), k)]
+    return out
+
+def _train_and_save(configs, profile, dataset, dev, seed, progress):
+    "Train the (arch, dropout, run) configs (side by side per architecture, in `train_workers` processes) and cache each."
+    ds, digest = _dataset(dataset, profile)
+    mp_ = get_profile(profile).models
+    groups = _chunks(configs, mp_.train_group, int(mp_.train_workers))
+    chunks = []
+    for g in groups:
+        wants = [_train_settings(a, p, r, profile, dataset, seed, digest) for a, p, r in g]
+        chunks.append((wants, [pool_split(ds, w["seed"]) for w in wants]))
+    res = fit_chunks(chunks, ds.images, ds.label, dev, int(mp_.cpu_threads), int(mp_.train_workers), progress)
+    for g, (wants, splits), rs in zip(groups, chunks, res):
+        for (a, p, r), w, sp, (state, hist, stop) in zip(g, wants, splits, rs):
+            blob = dict(state_dict=state, split={k: torch.from_numpy(v) for k, v in sp.items()}, history=hist,
+                        best_epoch=int(stop["best_epoch"]), stop_json=json.dumps(stop),
+                        settings_json=json.dumps(w, sort_keys=True))
+            with atomic_path(_model_path(a, p, r, profile, seed)) as tmp: torch.save(blob, tmp)
+
+def train_grid(configs, profile: str, dataset: str = "synthetic-qpi", device="auto", rebuild: bool = False,
+               seed: int = 0, progress: bool = True) -> list:
+    """Train every (arch, dropout, run) in `configs` whose cache is missing or stale: up to `train_group` runs of one
+    architecture side by side as one wide network (`train_many`), in `train_workers` processes on a CPU.
+    Returns the configs it trained."""
+    dev = get_device(device) if isinstance(device, str) else device
+    ds, digest = _dataset(dataset, profile)
+    todo = [c for c in configs if rebuild or _load_cached(_model_path(*c, profile, seed),
+                                                       _train_settings(*c, profile, dataset, seed, digest)) is None]
+    if todo: _train_and_save(todo, profile, dataset, dev, seed, progress)
+    return todo
+
 def get_trained(arch: str, dropout: float, run: int, profile: str, dataset: str = "synthetic-qpi",
                 device="auto", rebuild: bool = False, seed: int = 0, progress: bool = True):
-    "A trained model (eval mode, on `device`) and info (split, history, best_epoch, seed); cached per profile."
+    """A trained model (eval mode, on `device`) and info (split, history, best_epoch, stop = best/stop epoch and
+    reason, seed); cached per profile. A missing cache is trained alone (`train_grid` trains many at once)."""
     dev = get_device(device) if isinstance(device, str) else device
     ds, digest = _dataset(dataset, profile)
     want = _train_settings(arch, dropout, run, profile, dataset, seed, digest)
     path = _model_path(arch, dropout, run, profile, seed)
-    model = build_model(**want["model"])
-    if path.exists() and not rebuild:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("settings_json") == json.dumps(want, sort_keys=True):
-            model.load_state_dict(blob["state_dict"]); model.to(dev).eval()
-            info = dict(split={k: blob["split"][k].numpy() for k in ("train", "val", "test")},
-                        history={k: list(v) for k, v in blob["history"].items()}, best_epoch=int(blob["best_epoch"]),
-                        seed=want["seed"], path=str(path))
-            return model, info
-        print(f"{path.name}: cached settings differ from the current profile/data; retraining")
-    split = pool_split(ds, want["seed"])
-    torch.manual_seed(want["seed"]); model = build_model(**want["model"])
-    y = np.asarray(ds.label)
-    tr, va = split["train"], split["val"]
-    with cpu_threads(get_profile(profile).models.cpu_threads, dev):
-        hist, best_epoch = train_model(model, ds.images[tr], y[tr], ds.images[va], y[va],
-                                       max_epochs=want["max_epochs"], patience=want["patience"],
-                                       batch_size=want["batch_size"], lr=want["lr"], seed=want["seed"], device=dev,
-                                       progress=progress, desc=f"{arch} p={dropout} run {run}")
-    blob = dict(state_dict={k: v.cpu() for k, v in model.state_dict().items()},
-                split={k: torch.from_numpy(v) for k, v in split.items()}, history=hist, best_epoch=best_epoch,
-                settings_json=json.dumps(want, sort_keys=True))
-    with atomic_path(path) as tmp: torch.save(blob, tmp)
-    return model.eval(), dict(split=split, history=hist, best_epoch=best_epoch, seed=want["seed"], path=str(path))
+    blob = None if rebuild else _load_cached(path, want)
+    if blob is None:
+        if path.exists() and not rebuild: print(f"{path.name}: cached settings differ from the current profile/data; retraining")
+        _train_and_save([(arch, float(dropout), int(run))], profile, dataset, dev, seed, progress)
+        blob = _load_cached(path, want)
+    model = build_model(**want["model"]); model.load_state_dict(blob["state_dict"]); model.to(dev).eval()
+    return model, _info(blob, want, path)
 
 # %% ../nbs/02_models.ipynb #6dcadd8f
 PRED_SPLITS = ("val", "test", "donor_test")
@@ -436,34 +697,93 @@ def predicted_classes(pred: dict, vi: bool, metric: str = "mean") -> np.ndarray:
     "Predicted class per cell from one split of `get_predictions`: frequentist argmax or VI mean/median argmax."
     return vi_summary(pred["vi_logits"], metric).argmax(1) if vi else np.asarray(pred["logits"]).argmax(1)
 
-def table1(predictions: dict, profile: str, dataset: str = "synthetic-qpi", split: str = "test") -> pd.DataFrame:
-    "Table 1 from {(arch, dropout, run): get_predictions(...)}: one row per model/p/VI metric, mean and std over runs."
-    rows, keys = [], sorted({(a, p) for a, p, _ in predictions}, key=lambda k: (ARCHITECTURES.index(k[0]), k[1]))
-    for arch, p in keys:
-        runs = sorted(r for a, q, r in predictions if (a, q) == (arch, p))
-        variants = [(False, "—")] + ([(True, m) for m in VI_METRICS] if p > 0 else [])
-        for vi, metric in variants:
-            per_run = []
-            for r in runs:
-                d = predictions[(arch, p, r)][split]
-                yhat = predicted_classes(d, vi, metric)
-                per_run.append(dict(classification_metrics(d["label"], yhat),
-                                    accuracy_true=float((yhat == d["true_label"]).mean())))
-            df = pd.DataFrame(per_run)
-            row = dict(model={"lenet5": "LeNet5", "alexnet": "AlexNet"}[arch], dropout=p, vi=vi, metric=metric)
-            for c in df.columns: row[f"{c}_mean"], row[f"{c}_std"] = df[c].mean(), df[c].std(ddof=1) if len(df) > 1 else 0.0
-            s = model_settings(arch, p, profile)
-            row.update(n_runs=len(runs), n_test=len(d["label"]), input_px=s["input_size"], width=s["width"],
-                       fc_width=s.get("fc_width", 1.0),
-                       split=split, data=data_label(dataset, profile))
-            rows.append(row)
+def table1_runs(predictions: dict, split: str = "test") -> pd.DataFrame:
+    "Per-run metrics behind Table 1: one row per (arch, dropout, run, VI metric) of {(arch, dropout, run): get_predictions(...)}."
+    rows = []
+    for (arch, p, r), pred in sorted(predictions.items(), key=lambda kv: (ARCHITECTURES.index(kv[0][0]), kv[0][1], kv[0][2])):
+        d = pred[split]
+        for vi, metric in [(False, "—")] + ([(True, m) for m in VI_METRICS] if p > 0 else []):
+            yhat = predicted_classes(d, vi, metric)
+            rows.append(dict(arch=arch, model={"lenet5": "LeNet5", "alexnet": "AlexNet"}[arch], dropout=p, run=r, vi=vi,
+                             metric=metric, **classification_metrics(d["label"], yhat),
+                             accuracy_true=float((yhat == d["true_label"]).mean()), n_test=len(d["label"])))
     return pd.DataFrame(rows)
 
+def table1(predictions: dict, profile: str, dataset: str = "synthetic-qpi", split: str = "test") -> pd.DataFrame:
+    "Table 1 from {(arch, dropout, run): get_predictions(...)}: one row per model/p/VI metric, mean and std over runs."
+    per = table1_runs(predictions, split); rows = []
+    for (arch, p, vi, metric), g in per.groupby(["arch", "dropout", "vi", "metric"], sort=False):
+        row = dict(model=g["model"].iloc[0], dropout=p, vi=vi, metric=metric)
+        for c in ("precision", "recall", "f1", "accuracy", "accuracy_true"):
+            row[f"{c}_mean"], row[f"{c}_std"] = g[c].mean(), g[c].std(ddof=1) if len(g) > 1 else 0.0
+        s = model_settings(arch, p, profile)
+        row.update(n_runs=len(g), n_test=int(g["n_test"].iloc[0]), input_px=s["input_size"], width=s["width"],
+                   fc_width=s.get("fc_width", 1.0), split=split, data=data_label(dataset, profile))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+def pm(mean, sd, digits: int = 3) -> str:
+    "'mean ± sd' (sd over runs) with `digits` decimals."
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
 def format_table1(t: pd.DataFrame) -> pd.DataFrame:
-    "Table 1 as the paper prints it: mean (std) per metric."
+    "Table 1 as the paper prints it, each cell mean ± sd over runs."
     out = t[["model", "dropout", "vi", "metric"]].copy()
     out["dropout"] = out["dropout"].map(lambda p: f"p={p:.2f}"); out["vi"] = out["vi"].map({True: "✓", False: "×"})
     for c, name in [("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"), ("accuracy", "Accuracy"),
                     ("accuracy_true", "Accuracy (true class)")]:
-        out[name] = [f"{m:.3f} ({s:.1e})" for m, s in zip(t[f"{c}_mean"], t[f"{c}_std"])]
+        out[name] = [pm(m, s) for m, s in zip(t[f"{c}_mean"], t[f"{c}_std"])]
+    out["runs"] = t["n_runs"].values
     return out
+
+VERDICTS = ("holds", "does not hold", "inconclusive at this profile")
+
+def spread_verdict(claim: str, a, b=0.0, a_name: str = "a", b_name: str = "b", kind: str = "greater",
+                   digits: int = 3) -> dict:
+    """Verdict on a finding from per-run values: kind 'greater' tests mean(a) > mean(b), kind 'equal' tests
+    mean(a) = mean(b). `b` may be a number (a fixed reference, sd 0). The difference d = mean(a) - mean(b) is compared
+    with its spread s = sqrt(sd(a)^2 + sd(b)^2) (sd over runs, ddof 1). 'greater': holds if d > s, does not hold if
+    d < -s; 'equal': does not hold if |d| > s, holds otherwise; everything else, and a single run (no spread), is
+    'inconclusive at this profile'. Returns the verdict, the numbers and `text`, the sentence the book prints."""
+    a = np.atleast_1d(np.asarray(a, float)); b = np.atleast_1d(np.asarray(b, float))
+    if kind not in ("greater", "equal"): raise ValueError(f"kind must be 'greater' or 'equal', got {kind!r}")
+    if not len(a) or not len(b): raise ValueError(f"{claim}: no values to compare ({len(a)} vs {len(b)})")
+    ma, mb = float(a.mean()), float(b.mean())
+    sa = float(a.std(ddof=1)) if len(a) > 1 else float("nan")          # one run: no spread
+    sb = float(b.std(ddof=1)) if len(b) > 1 else 0.0                   # a single reference value: fixed
+    d, s = ma - mb, float(np.hypot(sa, sb))
+    if not np.isfinite(s): v = VERDICTS[2]
+    elif kind == "greater": v = VERDICTS[0] if d > s else (VERDICTS[1] if d < -s else VERDICTS[2])
+    else: v = VERDICTS[1] if abs(d) > s else VERDICTS[0]
+    f = lambda x: f"{x:.{digits}f}"
+    bb = f"{b_name} {f(mb)}" + (f" ± {f(sb)}" if len(b) > 1 else "")
+    text = (f"{claim}: {v} ({a_name} {f(ma)} ± {f(sa)} vs {bb}, mean ± sd over {len(a)} run(s); "
+            f"difference {d:+.{digits}f}, spread {f(s)})")
+    return dict(claim=claim, kind=kind, verdict=v, a_mean=ma, a_sd=sa, b_mean=mb, b_sd=sb, difference=d, spread=s,
+                n_runs=len(a), text=text)
+
+# %% ../nbs/02_models.ipynb #b76afdc0
+def training_runs(configs, profile: str, dataset: str = "synthetic-qpi", seed: int = 0) -> pd.DataFrame:
+    "One row per trained run of `configs`: best epoch, stop epoch, stop reason, best validation loss, epochs, cap."
+    mp = get_profile(profile).models; rows = []
+    for a, p, r in configs:
+        _, info = get_trained(a, p, r, profile, dataset, "cpu", seed=seed, progress=False)
+        st = info["stop"]
+        rows.append(dict(arch=a, dropout=float(p), run=int(r), best_epoch=st["best_epoch"] + 1,
+                         stop_epoch=st["stop_epoch"] + 1, stop_reason=st["stop_reason"],
+                         best_val_loss=st["best_val_loss"], final_lr=info["history"]["lr"][-1],
+                         max_epochs=int(mp.max_epochs)))
+    return pd.DataFrame(rows)
+
+def stop_reason_table(runs: pd.DataFrame) -> pd.DataFrame:
+    "Per architecture and dropout (and all runs): runs stopped early / by the cap, best and stop epoch mean ± sd."
+    def row(g, a, p):
+        sd = lambda c: g[c].std(ddof=1) if len(g) > 1 else 0.0
+        return dict(model=a, dropout=p, runs=len(g), early_stopping=int((g.stop_reason == "early stopping").sum()),
+                    epoch_cap=int((g.stop_reason == "epoch cap").sum()),
+                    best_epoch=pm(g.best_epoch.mean(), sd("best_epoch"), 1), stop_epoch=pm(g.stop_epoch.mean(), sd("stop_epoch"), 1),
+                    max_epochs=int(g.max_epochs.max()))
+    rows = [row(g, a, f"{p:.2f}") for (a, p), g in runs.groupby(["arch", "dropout"], sort=False)]
+    rows.append(row(runs, "all", "all"))
+    t = pd.DataFrame(rows); t["share_early"] = t.early_stopping / t.runs
+    return t

@@ -7,4 +7,5 @@ __all__ = []
 
 # %% ../nbs/92_training.ipynb #4da2a07e
 from .models import (get_trained, get_predictions, train_model, pool_split, stratified_split, run_seed,
-                                model_settings, model_note, PRED_SPLITS, ToyPatchSet)
+                                model_settings, model_note, PRED_SPLITS, ToyPatchSet, train_grid, train_many,
+                                EarlyStopping, training_runs, spread_verdict, pm, VERDICTS)

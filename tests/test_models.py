@@ -26,7 +26,12 @@ def toy_data(tmp_path, monkeypatch):
 def test_shapes_and_attributes():
     lenet = M.build_model("lenet5", 0.25)
     assert lenet(torch.rand(3, 1, 50, 50)).shape == (3, 4)
-    assert lenet.last_conv_shape == (120, 1, 1) and not lenet.has_spatial_last_conv
+    # C5 is Linear(16*5*5, 120); dropout after both hidden FC layers (C5, F6); the last conv is C3 (16 x 10 x 10)
+    assert lenet.last_conv_shape == (16, 10, 10) and lenet.has_spatial_last_conv
+    fcs = [m for m in lenet.head if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in fcs] == [(400, 120), (120, 84), (84, 4)]
+    assert [type(m).__name__ for m in lenet.head] == ["Linear", "ReLU", "SeededDropout", "Linear", "ReLU", "SeededDropout", "Linear"]
+    assert M.build_model("alexnet", 0.5, input_size=112, width=0.25, fc_width=0.125).last_conv_shape[1:] == (6, 6)
     alex = M.build_model("alexnet", 0.5, input_size=224, width=0.25)
     assert alex.last_conv_shape[1:] == (13, 13) and alex.has_spatial_last_conv
     assert isinstance(alex.last_conv, torch.nn.Conv2d) and alex.last_conv is alex.trunk[alex._last_conv_idx]
@@ -93,8 +98,10 @@ def test_get_trained_caches_and_reloads_safely(toy_data, tmp_path, monkeypatch):
     assert "state_dict" in blob
     calls = []
     monkeypatch.setattr(M, "train_model", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(M, "train_many", lambda *a, **k: calls.append(1))
     model2, info2 = M.get_trained("lenet5", 0.5, 0, "smoke", device="cpu")
-    assert not calls and info2["best_epoch"] == info["best_epoch"]
+    assert not calls and info2["best_epoch"] == info["best_epoch"] and info2["stop"] == info["stop"]
+    assert info["stop"]["stop_reason"] in ("early stopping", "epoch cap")
     x = torch.as_tensor(toy_data.images[:4])
     assert torch.allclose(M.freq_logits(model, x), M.freq_logits(model2, x))
     assert not model2.training
@@ -114,3 +121,100 @@ def test_get_predictions_and_table1(toy_data):
     assert len(t) == 2 * (2 + 2) and {"f1_mean", "accuracy_std", "input_px", "data"} <= set(t.columns)
     assert t["accuracy_mean"].between(0, 1).all()
     assert list(M.format_table1(t).columns[:4]) == ["model", "dropout", "vi", "metric"]
+
+
+def test_early_stopping_rule():
+    s = M.EarlyStopping(patience=3, max_epochs=100, min_delta=0.01, lr_patience=1, lr_factor=0.5)
+    for v in [1.0, 0.9, 0.95, 0.899, 0.898, 0.5]:      # 0.899, 0.898: new bests, but < 1 % better: no progress
+        s.update(v)
+        if s.stopped: break
+    assert s.stopped and s.reason == "early stopping" and s.epoch == 4 and s.best_epoch == 4 and s.lr_scale == 0.125
+    c = M.EarlyStopping(patience=2, max_epochs=3)
+    for v in [3, 2, 1]: c.update(v)
+    assert c.stopped and c.reason == "epoch cap" and c.summary()["stop_epoch"] == 2
+    with pytest.raises(ValueError, match="patience"): M.EarlyStopping(0, 5)
+
+
+def _train_both(arch, kw, toy, cfg, **train_kw):
+    "The one-model-at-a-time reference loop and the wide trainer on the same seeded networks."
+    splits = [M.pool_split(toy, r) for _, r in cfg]
+    ref, wide = [], []
+    for p, r in cfg:
+        torch.manual_seed(r); ref.append(M.build_model(arch, p, **kw))
+        torch.manual_seed(r); wide.append(M.build_model(arch, p, **kw))
+    res_ref = [M.train_model(m, toy.images[sp["train"]], toy.label[sp["train"]], toy.images[sp["val"]],
+                             toy.label[sp["val"]], seed=r, progress=False, **train_kw)
+               for m, (_, r), sp in zip(ref, cfg, splits)]
+    res_wide = M.train_many(wide, toy.images, toy.label, splits, [r for _, r in cfg], progress=False, **train_kw)
+    return ref, wide, res_ref, res_wide
+
+
+@pytest.mark.parametrize("arch,kw", [("lenet5", {}), ("alexnet", dict(input_size=64, width=0.25, fc_width=0.125))])
+def test_wide_training_equals_one_model_loop(arch, kw):
+    "Each run keeps its init, split, batch order and dropout masks: the wide network = the one-model loop, to float tolerance."
+    toy = M.ToyPatchSet(n_per_class=24, n_donor_test=4, seed=1)
+    cfg = [(0.0, 0), (0.5, 1), (0.25, 2)]
+    ref, wide, rr, rw = _train_both(arch, kw, toy, cfg, max_epochs=3, patience=5, batch_size=16, lr=1e-3,
+                                    min_delta=0.0, lr_patience=1, lr_factor=0.5)
+    for (h1, s1), (h2, s2), a, b in zip(rr, rw, ref, wide):
+        assert s1["stop_epoch"] == s2["stop_epoch"] and s1["best_epoch"] == s2["best_epoch"]
+        assert np.allclose(h1["train_loss"], h2["train_loss"], atol=2e-4) and np.allclose(h1["val_loss"], h2["val_loss"], atol=2e-4)
+        assert h1["lr"] == h2["lr"]
+        for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.allclose(x, y, atol=2e-2, rtol=0), (k, (x - y).abs().max())
+        assert (torch.cat([(x - y).abs().flatten() for x, y in zip(a.state_dict().values(), b.state_dict().values())]) < 1e-4).float().mean() > 0.99
+        assert not b.training
+    # with dropout the runs really differ from each other, and the dropout masks are the run's own
+    assert not torch.allclose(ref[1].head[0].weight, ref[2].head[0].weight)
+
+
+def test_wide_training_stops_members_independently():
+    toy = M.ToyPatchSet(n_per_class=24, n_donor_test=4, seed=2)
+    cfg = [(0.0, 0), (0.5, 1)]
+    _, _, rr, rw = _train_both("lenet5", {}, toy, cfg, max_epochs=30, patience=2, batch_size=16, lr=3e-3, min_delta=0.02)
+    assert [s["stop_epoch"] for _, s in rr] == [s["stop_epoch"] for _, s in rw]
+    assert all(s["stop_reason"] == "early stopping" for _, s in rw)
+
+
+def test_fit_chunks_in_two_processes_equals_in_process():
+    toy = M.ToyPatchSet(n_per_class=12, n_donor_test=4, seed=3)
+    kw = dict(max_epochs=2, patience=3, batch_size=16, lr=1e-3, min_delta=0.0, lr_patience=0, lr_factor=0.5)
+    st = [dict(model=M.model_settings("lenet5", p, "smoke"), seed=r, **kw) for p, r in [(0.0, 0), (0.5, 1)]]
+    sp = [M.pool_split(toy, w["seed"]) for w in st]
+    chunks = [(st[:1], sp[:1]), (st[1:], sp[1:])]
+    a = M.fit_chunks(chunks, toy.images, toy.label, "cpu", threads=1, workers=1, progress=False)
+    b = M.fit_chunks(chunks, toy.images, toy.label, "cpu", threads=1, workers=2, progress=False)
+    for ca, cb in zip(a, b):
+        for (sa, ha, xa), (sb, hb, xb) in zip(ca, cb):
+            assert xa == xb and np.allclose(ha["val_loss"], hb["val_loss"], atol=1e-6)
+            assert all(torch.allclose(sa[k], sb[k], atol=1e-5) for k in sa)
+
+
+def test_spread_verdict_agrees_with_numbers():
+    v = M.spread_verdict("A beats B", [0.9, 0.91, 0.92], [0.80, 0.82, 0.81], "A", "B")
+    assert v["verdict"] == "holds" and v["difference"] > v["spread"] and "0.910 ± 0.010" in v["text"]
+    assert v["text"].startswith("A beats B: holds")
+    v = M.spread_verdict("A beats B", [0.9, 0.7, 0.8], [0.78, 0.82, 0.80], "A", "B")
+    assert v["verdict"] == "inconclusive at this profile" and abs(v["difference"]) <= v["spread"]
+    assert M.spread_verdict("A beats B", [0.5, 0.51, 0.49], [0.9, 0.91, 0.92])["verdict"] == "does not hold"
+    assert M.spread_verdict("A = B", [0.5, 0.51, 0.49], [0.9, 0.91, 0.92], kind="equal")["verdict"] == "does not hold"
+    assert M.spread_verdict("A = B", [0.5, 0.6, 0.4], [0.52, 0.5, 0.48], kind="equal")["verdict"] == "holds"
+    assert M.spread_verdict("one run", [0.9], [0.5])["verdict"] == "inconclusive at this profile"
+    assert M.spread_verdict("rho > 0", [0.3, 0.35, 0.4], 0.0)["verdict"] == "holds"
+    # a Table-1-like frame: the verdict written from it agrees with its means and sd's
+    import pandas as pd
+    per = pd.DataFrame(dict(arch=["a"] * 3 + ["b"] * 3, f1=[0.9, 0.92, 0.91, 0.85, 0.84, 0.86]))
+    t = per.groupby("arch").f1.agg(["mean", "std"])
+    v = M.spread_verdict("a > b", per[per.arch == "a"].f1, per[per.arch == "b"].f1)
+    assert f"{t.loc['a', 'mean']:.3f} ± {t.loc['a', 'std']:.3f}" in v["text"]
+    assert (v["verdict"] == "holds") == (t.loc["a", "mean"] - t.loc["b", "mean"] > np.hypot(*t["std"]))
+
+
+def test_train_grid_and_stop_table(toy_data):
+    cfg = [("lenet5", 0.0, 0), ("lenet5", 0.5, 0)]
+    done = M.train_grid(cfg, "smoke", device="cpu", progress=False)
+    assert done == cfg and M.train_grid(cfg, "smoke", device="cpu", progress=False) == []     # cached
+    runs = M.training_runs(cfg, "smoke")
+    assert set(runs.stop_reason) <= {"early stopping", "epoch cap"} and (runs.best_epoch <= runs.stop_epoch).all()
+    t = M.stop_reason_table(runs)
+    assert t.iloc[-1].runs == 2 and t.iloc[-1].early_stopping + t.iloc[-1].epoch_cap == 2
