@@ -476,6 +476,8 @@ def render_html_book(profile: str, root=None) -> Path:
     chapters = executed_chapters(profile, root)
     if not chapters:
         raise FileNotFoundError(f"no executed chapters in {out/'notebooks'}; run `leukoxai run --profile {profile}` first")
+    from leukoxai_nb.sweep import sweep_pages          # a page per `leukoxai sweep` of this profile, after the chapters
+    chapters = chapters + sweep_pages(profile, out / "notebooks")
     cfg = book_config(root); title = cfg["book"]["title"]
     prov, index = load_provenance(profile), figure_index(profile)
     bib_file = root / "nbs" / "references.bib"
@@ -558,6 +560,8 @@ def render_quarto_book(profile: str, root=None, quarto="quarto") -> Path:
     cfg = book_config(root)
     chapters = executed_chapters(profile, root)
     if not chapters: raise FileNotFoundError(f"no executed chapters in {out/'notebooks'}")
+    from leukoxai_nb.sweep import sweep_pages
+    chapters = chapters + sweep_pages(profile, out / "notebooks")
     index = figure_index(profile)
     for c in chapters:
         nbformat.write(_quarto_cell_options(nbformat.read(str(c), as_version=4), index), str(stage / c.name))

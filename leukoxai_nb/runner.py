@@ -4,7 +4,7 @@
 
 # %% ../nbs/93_runner.ipynb #563fc11c
 from __future__ import annotations
-import os, sys, time, json, subprocess, platform
+import os, sys, time, json, subprocess, platform, contextlib
 from pathlib import Path
 from importlib import metadata
 import yaml
@@ -13,7 +13,8 @@ from .core import project_root, results_path, save_json, sha256_file, PROFILE_NA
 # %% auto #0
 __all__ = ['KEY_PACKAGES', 'book_config', 'chapter_list', 'select_chapters', 'chapter_parameters', 'parse_value',
            'check_parameters', 'git_state', 'package_versions', 'artifact_digests', 'write_provenance',
-           'failed_chapters', 'ChapterFailed', 'book_dir', 'execute_chapter', 'check_writable', 'run_book']
+           'failed_chapters', 'ChapterFailed', 'book_dir', 'chapter_environment', 'execute_chapter', 'check_writable',
+           'run_book']
 
 # %% ../nbs/93_runner.ipynb #a73691a1
 def book_config(root=None) -> dict:
@@ -166,6 +167,19 @@ def book_dir(profile: str, root=None) -> Path:
     "Where the executed notebooks and the rendered report of a profile go: `_book/<profile>/`."
     return Path(os.environ.get("LEUKOXAI_BOOK", Path(root or project_root()) / "_book")) / profile
 
+@contextlib.contextmanager
+def chapter_environment(stem: str):
+    """What the kernel of a chapter run sees: `LEUKOXAI_CHAPTER=<stem>` (figure numbers in `core.finish_figure`) and
+    `LEUKOXAI_PROGRESS=log` (one line per loop, not a bar redrawn into the notebook) unless the caller set another."""
+    old = {k: os.environ.get(k) for k in ("LEUKOXAI_CHAPTER", "LEUKOXAI_PROGRESS")}
+    os.environ["LEUKOXAI_CHAPTER"] = stem
+    os.environ.setdefault("LEUKOXAI_PROGRESS", "log")
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
 def execute_chapter(nb: Path, out: Path, params: dict, cwd: Path, log=print) -> float:
     """Execute one chapter with papermill; return its wall time. It runs into `<out>.running.ipynb`, which replaces
     `out` only on success; on failure it becomes `<out stem>.failed.ipynb` and `ChapterFailed` is raised."""
@@ -174,8 +188,9 @@ def execute_chapter(nb: Path, out: Path, params: dict, cwd: Path, log=print) -> 
     running, failed = out.with_suffix(".running.ipynb"), out.with_suffix(".failed.ipynb")
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(nb), str(running), parameters=params, kernel_name="python3", cwd=str(cwd),
-                            progress_bar=False, log_output=False, request_save_on_cell_execute=True)
+        with chapter_environment(nb.stem):
+            pm.execute_notebook(str(nb), str(running), parameters=params, kernel_name="python3", cwd=str(cwd),
+                                progress_bar=False, log_output=False, request_save_on_cell_execute=True)
     except pm.PapermillExecutionError as e:
         os.replace(running, failed)
         raise ChapterFailed(nb.stem, e.exec_count, e.ename, e.evalue, failed) from None

@@ -32,19 +32,12 @@ def smoke_book(tmp_path_factory, repo_root):
     keys = ("LEUKOXAI_RESULTS", "LEUKOXAI_BOOK", "LEUKOXAI_PROGRESS", "LEUKOXAI_CHAPTER")
     old = {k: os.environ.get(k) for k in keys}
     os.environ["LEUKOXAI_RESULTS"] = str(base / "results"); os.environ["LEUKOXAI_BOOK"] = str(base / "_book")
-    os.environ["LEUKOXAI_PROGRESS"] = "log"      # what `leukoxai run` gives the kernels: one line per loop
-    execute = runner.execute_chapter
-    def execute_named(nb, *a, **k):              # and the name of the chapter, for the figure numbers
-        os.environ["LEUKOXAI_CHAPTER"] = Path(nb).stem
-        try: return execute(nb, *a, **k)
-        finally: os.environ.pop("LEUKOXAI_CHAPTER", None)
-    runner.execute_chapter = execute_named
+    os.environ.pop("LEUKOXAI_PROGRESS", None)   # the runner sets log (one line per loop) and the chapter's name
     try:
         times = runner.run_book("smoke", root=repo_root, device="cpu")
         index = report.render_book("smoke", root=repo_root, backend="html")
         yield {"base": base, "times": times, "index": index, "results": base / "results" / "smoke"}
     finally:
-        runner.execute_chapter = execute
         for k, v in old.items():
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
