@@ -22,7 +22,7 @@ from leukoxai_nb.core import seed_everything, results_path, save_json
 def get_lenet(profile: str):
     "The trained LeNet5 of `profile` (chapter 2's cache, trained if missing), else a freshly initialised one."
     try:
-        from leukoxai_nb.training import get_trained
+        from leukoxai_nb.models import get_trained
         model, _ = get_trained("lenet5", 0.0, 0, profile, device="cpu", progress=False)
         return model.eval(), "trained"
     except Exception as e:                      # the timing does not depend on the weights

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .models import PatchResize, _head, _ch, build_model
+from .models import PatchResize, LeukoNet, _head, _ch, build_model
 
 # %% auto #0
 __all__ = ['BACKBONES', 'BACKBONE_NAMES', 'BACKBONE_INPUT', 'BACKBONE_HIDDEN', 'CAM_LAYER', 'VGG16_CONFIG', 'VGG16_PARAMS',
@@ -98,13 +98,8 @@ class BackboneNet(nn.Module):
         "The last convolutional block (the module Grad-CAM uses, through the ReLU that follows it if any)."
         return self.get_submodule(self.last_conv_name)
 
-    def forward(self, x): return self.head(self.trunk(x))
-
-    def split_head(self) -> tuple[nn.Sequential, nn.Sequential]:
-        "The head cut before its first dropout: (deterministic part, stochastic part)."
-        k = next((i for i, m in enumerate(self.head) if isinstance(m, nn.Dropout) or getattr(m, "is_dropout", False)),
-                 len(self.head))
-        return self.head[:k], self.head[k:]
+    forward = LeukoNet.forward          # trunk then head, and the head cut before its first dropout (MC dropout,
+    split_head = LeukoNet.split_head    # chapter 03): the very code of the paper's networks
 
 def build_backbone(arch: str, dropout: float = 0.0, input_size: int | None = None, width: float = 1.0,
                    n_classes: int = 4, fc_width: float | None = None, in_channels: int = 1) -> BackboneNet:

@@ -498,7 +498,7 @@ def _add_stats(total, st):
 
 def build_synthetic(profile: str, seed: int = 0, progress: bool = True, workers: int | None = None) -> dict:
     "Generate + preprocess the synthetic-QPI set of `profile` (recordings in parallel over `workers` processes; default: all cores, or $LEUKOXAI_DATA_WORKERS). Returns dict(cells, outliers, reports, balance, stats)."
-    from tqdm.auto import tqdm
+    from leukoxai_nb.core import progress as _progress
     d = get_profile(profile).data
     n_cls, n_don = len(CLASSES), int(d["n_train_donors"])
     cpc, n_donor_test, n_out = int(d["cells_per_class"]), int(d["donor_test_cells"]), int(d["outliers_per_kind"])
@@ -520,7 +520,7 @@ def build_synthetic(profile: str, seed: int = 0, progress: bool = True, workers:
     workers = _n_workers(len(jobs)) if workers is None else workers
     stats = dict(workers=workers)
     cols = {}
-    bar = tqdm(total=len(jobs), desc=f"synthetic-qpi {profile} recordings", disable=not progress)
+    bar = _progress(total=len(jobs), desc=f"synthetic-qpi {profile} recordings", disable=not progress)
     if workers == 1:
         results = map(_run_job, jobs)
         for key, col, st in results:

@@ -106,7 +106,7 @@ def check_applicable(method: str, model: nn.Module):
         raise NotApplicableError(
             f"method {method!r} needs a last convolution with spatial extent, but {arch}'s last conv "
             f"({getattr(model, 'last_conv', None)}) outputs a 1 x 1 map: its class-activation map would be one "
-            f"number for the whole patch (see the paper, Appendix A.4). Use it with AlexNet.")
+            f"number for the whole patch (see the paper, Appendix A.4). Use a network with a spatial last convolution.")
 
 def applicable_methods(model: nn.Module, methods=None) -> list[str]:
     "The methods (default: all registered) that can explain `model`."

@@ -201,11 +201,11 @@ def evaluate_scan(model, frames: dict, window: int = SCAN_WINDOW, stride: int = 
                   recentre: bool = False, progress: bool = False) -> dict:
     """Scan and segmentation paths on every frame of `frames` (from `phantom_scan_frames`): per-frame metrics,
     a summary (mean, sd over frames) and the detections of both paths (for `plot_scan`)."""
-    from tqdm.auto import tqdm
+    from leukoxai_nb.core import progress as _progress
     radius = float(stride if match_radius is None else match_radius)
     rows, dets = [], {"scan": [], "segmentation": []}
     obj = frames["objects"]
-    for f in tqdm(range(len(frames["phase"])), desc="scan vs segmentation", disable=not progress, leave=False):
+    for f in _progress(range(len(frames["phase"])), desc="scan vs segmentation", disable=not progress, leave=False):
         ph, truth = frames["phase"][f], obj[obj["frame"] == f].reset_index(drop=True)
         s = scan_frame(ph, model, window, stride, objectness=objectness, min_score=min_score, refine=refine,
                        recentre=recentre)

@@ -13,3 +13,13 @@ def find_chromium():
     for cand in (os.environ.get("LEUKOXAI_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")):
         if cand and Path(cand).exists(): return cand
     return None
+
+def write_chapter(path, title, params, body, prose=""):
+    "A tiny chapter notebook for throw-away projects: a title (and prose), a `parameters` cell, then the `body` cells."
+    from nbformat import write
+    from nbformat.v4 import new_notebook, new_code_cell, new_markdown_cell
+    head = f"# {title}" + (f"\n\n{prose}" if prose else "")
+    nb = new_notebook(cells=[new_markdown_cell(head), new_code_cell(params, metadata={"tags": ["parameters"]}),
+                             *[new_code_cell(b) for b in body]])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    write(nb, str(path))

@@ -10,9 +10,10 @@ import json, os, re, secrets, shutil, socket, subprocess, sys, time, urllib.requ
 from pathlib import Path
 import nbformat, pytest
 from conftest import find_chromium
+from leukoxai_nb import runner
 
 ROOT = Path(__file__).resolve().parents[1]
-LAB_CHAPTERS = ["00_data", "04_explanations", "06_applications"]      # in this order: later ones reuse the caches
+LAB_CHAPTERS = [c.stem for c in runner.chapter_list(ROOT)]   # every chapter, in book order: later ones reuse the caches
 MAX_PROGRESS_LINES = 5
 RUN_ALL_TIMEOUT_S = int(os.environ.get("LEUKOXAI_LAB_TIMEOUT", "600"))
 _PROGRESS = re.compile(r"\d+%\||\d+/\d+ \[\d|it/s\]|s/it\]")
@@ -34,6 +35,7 @@ def lab(tmp_path_factory):
     work = base / "project"; (work / "nbs").mkdir(parents=True)
     for f in ("settings.ini", "_quarto.yml", "jupyter_server_config.py", "data_manifest.yaml"): shutil.copy(ROOT / f, work / f)
     for nb in (ROOT / "nbs").glob("*.ipynb"): shutil.copy(nb, work / "nbs" / nb.name)
+    shutil.copytree(ROOT / "data_fingerprints", work / "data_fingerprints")   # the manifest's reference digests
     settings = base / "settings" / "@jupyterlab" / "notebook-extension"; settings.mkdir(parents=True)
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))   # every cell in the DOM
     token, port = secrets.token_hex(16), _free_port()

@@ -3,14 +3,11 @@ import json, os
 from pathlib import Path
 import nbformat, pytest
 from nbformat.v4 import new_notebook, new_code_cell, new_markdown_cell
+from conftest import write_chapter
 from leukoxai_nb import runner, report
 from leukoxai_nb.cli import main
 
-def _chapter(path, title, params, body):
-    nb = new_notebook(cells=[new_markdown_cell(f"# {title}\n\nprose"), new_code_cell(params, metadata={"tags": ["parameters"]}),
-                             *[new_code_cell(b) for b in body]])
-    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
-    nbformat.write(nb, str(path))
+def _chapter(path, title, params, body): write_chapter(path, title, params, body, prose="prose")
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):

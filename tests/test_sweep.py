@@ -4,23 +4,18 @@ from pathlib import Path
 import pandas as pd
 import nbformat, pytest
 from nbformat.v4 import new_notebook, new_code_cell, new_markdown_cell
+from conftest import write_chapter
 from leukoxai_nb import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 quiet = lambda *a, **k: None
-
-def _chapter(path, title, params, body):
-    nb = new_notebook(cells=[new_markdown_cell(f"# {title}"), new_code_cell(params, metadata={"tags": ["parameters"]}),
-                             *[new_code_cell(b) for b in body]])
-    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
-    nbformat.write(nb, str(path))
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     (tmp_path / "settings.ini").write_text("[DEFAULT]\nlib_name = x\n")
     (tmp_path / "nbs").mkdir()
     (tmp_path / "_quarto.yml").write_text("project: {type: book}\nbook:\n  title: Tiny\n  chapters: [index.ipynb, 10_a.ipynb]\n")
-    _chapter(tmp_path / "nbs/10_a.ipynb", "Chapter A", 'profile = "smoke"\nseed = 0\ndevice = "auto"\nx = 1\ny = 0.0',
+    write_chapter(tmp_path / "nbs/10_a.ipynb", "Chapter A", 'profile = "smoke"\nseed = 0\ndevice = "auto"\nx = 1\ny = 0.0',
              ["import os, pandas as pd\nfrom leukoxai_nb.core import save_table",
               "if x == 2 and y == 0.5: raise ValueError('asked to fail')",
               "save_table(pd.DataFrame({'model': ['LeNet5', 'AlexNet'], 'dropout': [0.0, 0.0], 'vi': [False, False],\n"
