@@ -59,7 +59,7 @@ def figures_saved(smoke_book) -> dict:
         if chapter: out[chapter].add(png.stem)
     return out
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")   # closed before test_lab and test_review start their own sync Playwright
 def site(smoke_book):
     "The rendered book served over HTTP on 127.0.0.1 and a headless Chromium page on it."
     chromium = find_chromium()
@@ -93,7 +93,7 @@ _STATS = """() => {
                  .filter(h => h && !h.startsWith('http') && !h.startsWith('#') && !h.includes('.ipynb'))};
 }"""
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pages(site, smoke_book, repo_root):
     "Crawl the book from its index: statistics of every page reached; screenshots of the index and chapter 05."
     page, url, seen, todo, stats = site["page"], site["url"], set(), ["index.html"], {}
