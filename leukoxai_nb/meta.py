@@ -190,16 +190,17 @@ def pick_dropout(arch: str, profile: str) -> float:
     from leukoxai_nb.calibration import chosen_dropout
     return chosen_dropout(arch, core.get_profile(profile).models.dropouts, vi=True)
 
-def explain_cells(model, images, targets, method: str, batch_size: int = 16, desc: str | None = None, **kw) -> np.ndarray:
+def explain_cells(model, images, targets, method: str, batch_size: int = 16, desc: str | None = None,
+                  progress: bool = False, **kw) -> np.ndarray:
     """Explanation maps (N, 50, 50) for `images` (N, 50, 50) in [0, 1] w.r.t. class `targets` (N,), computed in
-    batches with a progress bar, through `leukoxai_nb.explain.explain(method, model, inputs, target, **kw)`."""
+    batches (with a progress bar when `progress`; the chapter shows one bar over networks instead), through `leukoxai_nb.explain.explain(method, model, inputs, target, **kw)`."""
     import torch
     from leukoxai_nb import explain as X
     images = np.asarray(images, dtype=np.float32); targets = np.asarray(targets, dtype=np.int64)
     if images.ndim != 3: raise ValueError(f"images must be (N, H, W), got {images.shape}")
     dev = next(model.parameters()).device
     out = []
-    for i in core.progress(range(0, len(images), batch_size), desc=desc or f"{method} maps", leave=False):
+    for i in core.progress(range(0, len(images), batch_size), desc=desc or f"{method} maps", leave=False, disable=not progress):
         x = torch.from_numpy(images[i:i + batch_size, None]).to(dev)
         t = torch.from_numpy(targets[i:i + batch_size]).to(dev)
         out.append(X.explain(method, model, x, t, **kw).reshape(len(x), *images.shape[1:]))
