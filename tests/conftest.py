@@ -14,6 +14,14 @@ def find_chromium():
         if cand and Path(cand).exists(): return cand
     return None
 
+def require_chromium():
+    "The Chromium for a browser test: fail under CI when there is none (`make browser` installs it), else skip."
+    chromium = find_chromium()
+    if chromium is None:
+        if os.environ.get("CI"): pytest.fail("CI has no chromium: `make browser` should have installed Debian's chromium")
+        pytest.skip("no chromium on this machine (set LEUKOXAI_CHROMIUM)")
+    return chromium
+
 def write_chapter(path, title, params, body, prose=""):
     "A tiny chapter notebook for throw-away projects: a title (and prose), a `parameters` cell, then the `body` cells."
     from nbformat import write

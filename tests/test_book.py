@@ -11,7 +11,7 @@ import datetime as dt, functools, http.server, json, os, threading
 from pathlib import Path
 import nbformat, pytest
 from leukoxai_nb import runner, report
-from conftest import find_chromium
+from conftest import require_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [c.stem for c in runner.chapter_list(ROOT)]
@@ -62,10 +62,7 @@ def figures_saved(smoke_book) -> dict:
 @pytest.fixture(scope="module")   # closed before test_lab and test_review start their own sync Playwright
 def site(smoke_book):
     "The rendered book served over HTTP on 127.0.0.1 and a headless Chromium page on it."
-    chromium = find_chromium()
-    if chromium is None:
-        if os.environ.get("CI"): pytest.fail("CI has no chromium: `make browser` should have installed Debian's chromium")
-        pytest.skip("no chromium on this machine (set LEUKOXAI_CHROMIUM)")
+    chromium = require_chromium()
     from playwright.sync_api import sync_playwright
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(smoke_book["index"].parent))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

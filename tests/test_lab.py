@@ -9,7 +9,7 @@ progress check (xfail, as in test_book.py); errors, warnings and the modified fl
 import json, os, re, secrets, shutil, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import nbformat, pytest
-from conftest import find_chromium
+from conftest import require_chromium
 from leukoxai_nb import runner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,10 +25,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     "A JupyterLab server on a copy of the project's notebooks, and a headless Chromium page."
-    chromium = find_chromium()
-    if chromium is None:
-        if os.environ.get("CI"): pytest.fail("CI has no chromium: `make browser` should have installed Debian's chromium")
-        pytest.skip("no chromium on this machine (set LEUKOXAI_CHROMIUM)")
+    chromium = require_chromium()
     jupyter = Path(sys.executable).parent / "jupyter"
     if not jupyter.exists(): pytest.skip("JupyterLab is not installed in this environment (pip install -e '.[dev]')")
     base = tmp_path_factory.mktemp("lab")
