@@ -509,7 +509,7 @@ def _train_settings(arch, dropout, run, profile, dataset, seed, digest):
                 data_digest=digest, max_epochs=int(mp.max_epochs), patience=int(mp.patience),
                 min_delta=float(mp.min_delta), lr_patience=int(mp.lr_patience), lr_factor=float(mp.lr_factor),
                 plateau_margin=START_PLATEAU_MARGIN,
-                batch_size=int(mp.batch_size), lr=float(mp.lr))
+                batch_size=int(mp.batch_size), lr=float(mp.alexnet_lr if arch == "alexnet" else mp.lr))
 
 def _model_path(arch, dropout, run, profile, seed=0):
     s = "" if seed == 0 else f"_s{seed}"
@@ -747,28 +747,38 @@ def format_table1(t: pd.DataFrame) -> pd.DataFrame:
 VERDICTS = ("holds", "does not hold", "inconclusive at this profile")
 
 def spread_verdict(claim: str, a, b=0.0, a_name: str = "a", b_name: str = "b", kind: str = "greater",
-                   digits: int = 3) -> dict:
-    """Verdict on a finding from per-run values: kind 'greater' tests mean(a) > mean(b), kind 'equal' tests
-    mean(a) = mean(b). `b` may be a number (a fixed reference, sd 0). The difference d = mean(a) - mean(b) is compared
-    with its spread s = sqrt(sd(a)^2 + sd(b)^2) (sd over runs, ddof 1). 'greater': holds if d > s, does not hold if
-    d < -s; 'equal': does not hold if |d| > s, holds otherwise; everything else, and a single run (no spread), is
-    'inconclusive at this profile'. Returns the verdict, the numbers and `text`, the sentence the book prints."""
+                   digits: int = 3, margin: float | None = None, paired: bool = False) -> dict:
+    """Verdict on a finding from per-run values. The difference d = mean(a) - mean(b) is compared with its spread s:
+    sqrt(sd(a)^2 + sd(b)^2) (sd over runs, ddof 1), or with `paired=True` (a and b from the same runs) the sd of the
+    per-run differences a_i - b_i. `b` may be one number (a fixed reference, sd 0).
+    kind 'greater' (mean(a) > mean(b)): holds if d > s, does not hold if d < -s.
+    kind 'equal' (a equals b within `margin`, an equivalence margin in the units of a, required): holds if the whole
+    interval d ± s lies inside ±margin, does not hold if it lies wholly outside; anything else, and a single run
+    (no spread), is 'inconclusive at this profile'. Returns the verdict, the numbers and `text`, the sentence the
+    book prints."""
     a = np.atleast_1d(np.asarray(a, float)); b = np.atleast_1d(np.asarray(b, float))
     if kind not in ("greater", "equal"): raise ValueError(f"kind must be 'greater' or 'equal', got {kind!r}")
+    if kind == "equal" and (margin is None or not margin > 0):
+        raise ValueError(f"{claim}: kind='equal' needs an equivalence margin > 0, got {margin!r}")
     if not len(a) or not len(b): raise ValueError(f"{claim}: no values to compare ({len(a)} vs {len(b)})")
+    if paired and len(a) != len(b): raise ValueError(f"{claim}: paired values need equal lengths, got {len(a)} vs {len(b)}")
     ma, mb = float(a.mean()), float(b.mean())
     sa = float(a.std(ddof=1)) if len(a) > 1 else float("nan")          # one run: no spread
     sb = float(b.std(ddof=1)) if len(b) > 1 else 0.0                   # a single reference value: fixed
-    d, s = ma - mb, float(np.hypot(sa, sb))
+    d = ma - mb
+    if paired: s = float((a - b).std(ddof=1)) if len(a) > 1 else float("nan")
+    else: s = float(np.hypot(sa, sb))
     if not np.isfinite(s): v = VERDICTS[2]
     elif kind == "greater": v = VERDICTS[0] if d > s else (VERDICTS[1] if d < -s else VERDICTS[2])
-    else: v = VERDICTS[1] if abs(d) > s else VERDICTS[0]
+    else: v = VERDICTS[0] if abs(d) + s <= margin else (VERDICTS[1] if abs(d) - s > margin else VERDICTS[2])
     f = lambda x: f"{x:.{digits}f}"
     bb = f"{b_name} {f(mb)}" + (f" ± {f(sb)}" if len(b) > 1 else "")
+    extra = (", paired" if paired else "") + (f"; equivalence margin ±{f(margin)}" if kind == "equal" else "")
     text = (f"{claim}: {v} ({a_name} {f(ma)} ± {f(sa)} vs {bb}, mean ± sd over {len(a)} run(s); "
-            f"difference {d:+.{digits}f}, spread {f(s)})")
+            f"difference {d:+.{digits}f}, spread {f(s)}{extra})")
     return dict(claim=claim, kind=kind, verdict=v, a_mean=ma, a_sd=sa, b_mean=mb, b_sd=sb, difference=d, spread=s,
-                n_runs=len(a), text=text)
+                margin=margin, paired=paired, n_runs=len(a), text=text)
+
 
 # %% ../nbs/02_models.ipynb #b76afdc0
 def training_runs(configs, profile: str, dataset: str = "synthetic-qpi", seed: int = 0) -> pd.DataFrame:

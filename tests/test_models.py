@@ -197,8 +197,19 @@ def test_spread_verdict_agrees_with_numbers():
     v = M.spread_verdict("A beats B", [0.9, 0.7, 0.8], [0.78, 0.82, 0.80], "A", "B")
     assert v["verdict"] == "inconclusive at this profile" and abs(v["difference"]) <= v["spread"]
     assert M.spread_verdict("A beats B", [0.5, 0.51, 0.49], [0.9, 0.91, 0.92])["verdict"] == "does not hold"
-    assert M.spread_verdict("A = B", [0.5, 0.51, 0.49], [0.9, 0.91, 0.92], kind="equal")["verdict"] == "does not hold"
-    assert M.spread_verdict("A = B", [0.5, 0.6, 0.4], [0.52, 0.5, 0.48], kind="equal")["verdict"] == "holds"
+    # equivalence within a margin: holds only when all of d ± s lies inside ±margin
+    eq = lambda a, b, m, **k: M.spread_verdict("A = B", a, b, kind="equal", margin=m, **k)["verdict"]
+    assert eq([0.5, 0.51, 0.49], [0.9, 0.91, 0.92], 0.02) == "does not hold"
+    assert eq([0.50, 0.51, 0.49], [0.505, 0.5, 0.495], 0.05) == "holds"
+    assert eq([0.5, 0.6, 0.4], [0.52, 0.5, 0.48], 0.02) == "inconclusive at this profile"   # huge spread: no verdict
+    assert eq([0.5, 0.6, 0.4], [0.52, 0.5, 0.48], 0.5) == "holds"
+    with pytest.raises(ValueError, match="margin"): M.spread_verdict("A = B", [0.5, 0.6], [0.5, 0.5], kind="equal")
+    # paired: the sd of per-run differences, not of the two sets
+    a, b = [0.70, 0.80, 0.90], [0.701, 0.802, 0.899]
+    v = M.spread_verdict("VI = freq", a, b, kind="equal", margin=0.01, paired=True)
+    assert v["verdict"] == "holds" and v["spread"] < 0.01 and "paired" in v["text"]
+    assert eq(a, b, 0.01) == "inconclusive at this profile"                 # unpaired: the runs' spread swamps it
+    with pytest.raises(ValueError, match="equal lengths"): M.spread_verdict("x", [1, 2], [1, 2, 3], paired=True)
     assert M.spread_verdict("one run", [0.9], [0.5])["verdict"] == "inconclusive at this profile"
     assert M.spread_verdict("rho > 0", [0.3, 0.35, 0.4], 0.0)["verdict"] == "holds"
     # a Table-1-like frame: the verdict written from it agrees with its means and sd's
