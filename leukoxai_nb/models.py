@@ -13,13 +13,15 @@ from .core import (get_profile, get_device, results_path, atomic_path, save_npz,
                               sha256_arrays, data_label, progress as progress_bar)
 
 # %% auto #0
-__all__ = ['ARCHITECTURES', 'DEFAULT_INPUT', 'START_PLATEAU_MARGIN', 'PRED_SPLITS', 'VI_METRICS', 'VERDICTS', 'PatchResize',
-           'SeededDropout', 'LeukoNet', 'build_model', 'dropout_active', 'freq_logits', 'vi_logits', 'FixedMaskDropout',
-           'fixed_dropout_masks', 'vi_logits_naive', 'model_settings', 'model_note', 'cpu_threads', 'run_seed',
-           'pool_split', 'plateau_loss', 'EarlyStopping', 'train_model', 'wide_forward', 'train_many', 'fit_chunks',
-           'train_grid', 'get_trained', 'get_predictions', 'ToyPatchSet', 'softmax_np', 'vi_summary',
-           'classification_metrics', 'predicted_classes', 'table1_runs', 'table1', 'pm', 'format_table1',
-           'spread_verdict', 'training_runs', 'stop_reason_table']
+__all__ = ['ARCHITECTURES', 'DEFAULT_INPUT', 'START_PLATEAU_MARGIN', 'PRED_SPLITS', 'VI_METRICS', 'VERDICTS',
+           'BACKGROUND_VARIANTS', 'RELABEL_TAG', 'PatchResize', 'SeededDropout', 'LeukoNet', 'build_model',
+           'dropout_active', 'freq_logits', 'vi_logits', 'FixedMaskDropout', 'fixed_dropout_masks', 'vi_logits_naive',
+           'model_settings', 'model_note', 'cpu_threads', 'run_seed', 'pool_split', 'plateau_loss', 'EarlyStopping',
+           'train_model', 'wide_forward', 'train_many', 'fit_chunks', 'train_grid', 'get_trained', 'get_predictions',
+           'ToyPatchSet', 'softmax_np', 'vi_summary', 'classification_metrics', 'predicted_classes', 'table1_runs',
+           'table1', 'pm', 'format_table1', 'spread_verdict', 'training_runs', 'stop_reason_table',
+           'other_recording_background', 'background_variants', 'background_removal_runs', 'background_removal_table',
+           'resolve_annotations', 'annotations_digest', 'relabelled_dataset', 'compare_table1']
 
 # %% ../nbs/02_models.ipynb #8224dd5b
 ARCHITECTURES = ("lenet5", "alexnet")
@@ -511,8 +513,8 @@ def _train_settings(arch, dropout, run, profile, dataset, seed, digest):
                 plateau_margin=START_PLATEAU_MARGIN,
                 batch_size=int(mp.batch_size), lr=float(mp.alexnet_lr if arch == "alexnet" else mp.lr))
 
-def _model_path(arch, dropout, run, profile, seed=0):
-    s = "" if seed == 0 else f"_s{seed}"
+def _model_path(arch, dropout, run, profile, seed=0, dataset="synthetic-qpi"):
+    s = ("" if seed == 0 else f"_s{seed}") + ("_" + dataset.split("+", 1)[1] if "+" in dataset else "")  # derived data: own files
     return results_path(profile, "models", f"{arch}_p{float(dropout):.2f}_run{int(run)}{s}.pt")
 
 def _load_cached(path, want):
@@ -596,7 +598,7 @@ def _train_and_save(configs, profile, dataset, dev, seed, progress):
             blob = dict(state_dict=state, split={k: torch.from_numpy(v) for k, v in sp.items()}, history=hist,
                         best_epoch=int(stop["best_epoch"]), stop_json=json.dumps(stop),
                         settings_json=json.dumps(w, sort_keys=True))
-            with atomic_path(_model_path(a, p, r, profile, seed)) as tmp: torch.save(blob, tmp)
+            with atomic_path(_model_path(a, p, r, profile, seed, dataset)) as tmp: torch.save(blob, tmp)
 
 def train_grid(configs, profile: str, dataset: str = "synthetic-qpi", device="auto", rebuild: bool = False,
                seed: int = 0, progress: bool = True) -> list:
@@ -605,7 +607,7 @@ def train_grid(configs, profile: str, dataset: str = "synthetic-qpi", device="au
     Returns the configs it trained."""
     dev = get_device(device) if isinstance(device, str) else device
     ds, digest = _dataset(dataset, profile)
-    todo = [c for c in configs if rebuild or _load_cached(_model_path(*c, profile, seed),
+    todo = [c for c in configs if rebuild or _load_cached(_model_path(*c, profile, seed, dataset),
                                                        _train_settings(*c, profile, dataset, seed, digest)) is None]
     if todo: _train_and_save(todo, profile, dataset, dev, seed, progress)
     return todo
@@ -617,7 +619,7 @@ def get_trained(arch: str, dropout: float, run: int, profile: str, dataset: str 
     dev = get_device(device) if isinstance(device, str) else device
     ds, digest = _dataset(dataset, profile)
     want = _train_settings(arch, dropout, run, profile, dataset, seed, digest)
-    path = _model_path(arch, dropout, run, profile, seed)
+    path = _model_path(arch, dropout, run, profile, seed, dataset)
     blob = None if rebuild else _load_cached(path, want)
     if blob is None:
         if path.exists() and not rebuild: print(f"{path.name}: cached settings differ from the current profile/data; retraining")
@@ -635,8 +637,7 @@ def get_predictions(arch: str, dropout: float, run: int, profile: str, dataset: 
     ds, digest = _dataset(dataset, profile)
     T = int(get_profile(profile).models.vi_samples)
     want = json.dumps(dict(_train_settings(arch, dropout, run, profile, dataset, seed, digest), vi_samples=T), sort_keys=True)
-    s = "" if seed == 0 else f"_s{seed}"
-    path = results_path(profile, "predictions", f"{arch}_p{float(dropout):.2f}_run{int(run)}{s}.npz")
+    path = results_path(profile, "predictions", _model_path(arch, dropout, run, profile, seed, dataset).with_suffix(".npz").name)
     if path.exists() and not rebuild:
         z = load_npz(path)
         if str(z["settings_json"]) == want:
@@ -805,3 +806,137 @@ def stop_reason_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows.append(row(runs, "all", "all"))
     t = pd.DataFrame(rows); t["share_early"] = t.early_stopping / t.runs
     return t
+
+# %% ../nbs/02_models.ipynb #adb98023
+from .preprocessing import cell_mask, replace_background, background_patches, normalize_patch, N_BACKGROUND_FRAMES
+
+BACKGROUND_VARIANTS = ("as recorded", "background level", "other recording")
+"The inputs of the background-removal test: the test patch, its surroundings set to 0 rad, another recording's background there."
+
+def other_recording_background(profile: str, n: int, seed: int = 0, donor: int = 0, n_frames: int = 20) -> np.ndarray:
+    """`n` object-free 50 x 50 crops (rad) of a phantom recording that no data build uses (chapter 01's demonstration
+    recording: `seed`, `donor`, the profile's composition), background-subtracted by the median of its 100 frames."""
+    from leukoxai_nb import phantom
+    from leukoxai_nb.preprocessing import median_background, subtract_background
+    P = get_profile(profile).data
+    comp = {"leukocyte": 1 - sum(P["contaminants"].values()), **dict(P["contaminants"])}
+    rec = phantom.simulate_recording(N_BACKGROUND_FRAMES, seed=int(seed), donor=int(donor), cells_per_frame=P["cells_per_frame"],
+                                     composition=comp, label_noise=P["label_noise"])
+    phase, _ = subtract_background(rec.frames, median_background(rec.frames, name="other recording"))
+    return background_patches(phase[:n_frames], rec.instances[:n_frames], int(n), int(seed))
+
+def background_variants(phase, other_background, masks=None, level: float = 0.0) -> dict:
+    """The `BACKGROUND_VARIANTS` of phase patches (N, 50, 50), normalised as the networks see them: as recorded; outside
+    the 1 px dilated `cell_mask` (or `masks`) set to `level`; outside it crop i mod K of `other_background` (K, 50, 50)."""
+    p = np.asarray(phase, np.float32)
+    if p.ndim != 3: raise ValueError(f"background_variants expects phase patches (N, H, W), got shape {p.shape}")
+    o = np.asarray(other_background, np.float32)
+    o = o[None] if o.ndim == 2 else o
+    if o.ndim != 3 or not len(o) or o.shape[1:] != p.shape[1:]:
+        raise ValueError(f"other_background must be crops (K, {p.shape[1]}, {p.shape[2]}) with K >= 1, got shape {o.shape}")
+    m = cell_mask(p) if masks is None else np.asarray(masks, bool)
+    return {"as recorded": normalize_patch(p), "background level": normalize_patch(replace_background(p, m, "level", level)),
+            "other recording": normalize_patch(replace_background(p, m, "paste", other_background=o[np.arange(len(p)) % len(o)]))}
+
+def background_removal_runs(configs, profile: str, other_background, dataset: str = "synthetic-qpi", device="auto",
+                            seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Frequentist accuracy (given labels) of every trained (arch, dropout, run) of `configs` on its own test split,
+    for each of the `BACKGROUND_VARIANTS`: one row per network, variant and class ('all': every test cell), with the share of
+    those patches whose network input (normalised) differs from the patch as recorded at all (`changed`). Cell i of
+    the data set always gets crop i mod K, whichever run's test split it is in."""
+    ds, _ = _dataset(dataset, profile); dev = get_device(device) if isinstance(device, str) else device
+    test = {c: get_trained(*c, profile, dataset, dev, seed=seed, progress=False)[1]["split"]["test"] for c in configs}
+    cells = np.unique(np.concatenate([np.asarray(v) for v in test.values()]))
+    o = np.asarray(other_background, np.float32); o = o[None] if o.ndim == 2 else o
+    var = background_variants(np.asarray(ds.phase)[cells], o[cells % len(o)] if o.ndim == 3 and len(o) else o)
+    changed = {v: (x != var[BACKGROUND_VARIANTS[0]]).any((1, 2)) for v, x in var.items()}   # does the network see any change?
+    pos = {int(c): k for k, c in enumerate(cells)}; rows = []
+    for a, p, r in progress_bar(configs, desc="background-removal test (models x dropout x runs)", disable=not progress):
+        model, _ = get_trained(a, p, r, profile, dataset, dev, seed=seed, progress=False)
+        idx = np.array([pos[int(i)] for i in test[(a, p, r)]]); y = np.asarray(ds.label)[test[(a, p, r)]]
+        for v, x in var.items():
+            hit = freq_logits(model, x[idx]).argmax(1).numpy() == y
+            for cls, sel in [("all", np.ones(len(y), bool))] + [(c, y == k) for k, c in enumerate(CLASSES)]:
+                rows.append(dict(arch=a, model={"lenet5": "LeNet5", "alexnet": "AlexNet"}.get(a, a), dropout=float(p), run=int(r),
+                                 variant=v, **{"class": cls}, n=int(sel.sum()), accuracy=float(hit[sel].mean()) if sel.any() else np.nan,
+                                 changed=float(changed[v][idx][sel].mean()) if sel.any() else np.nan))
+    return pd.DataFrame(rows)
+
+def background_removal_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per network (arch, dropout) and class: accuracy as recorded and its drop with the background set to its level and
+    with another recording's background (as recorded minus replaced, per run), mean and sd over runs; and the mean
+    share of test patches whose input changed at all (`changed_level`, `changed_other`) where `runs` has it."""
+    w = runs.pivot_table(index=["arch", "model", "dropout", "run", "class"], columns="variant", values="accuracy", sort=False).reset_index()
+    w["drop_level"] = w["as recorded"] - w["background level"]; w["drop_other"] = w["as recorded"] - w["other recording"]
+    n = runs[runs.variant == BACKGROUND_VARIANTS[0]].groupby(["arch", "dropout", "class"], sort=False)["n"].mean()
+    ch = runs.groupby(["arch", "dropout", "class", "variant"], sort=False)["changed"].mean() if "changed" in runs else None
+    sd = lambda s: s.std(ddof=1) if s.count() > 1 else 0.0
+    g = w.groupby(["arch", "model", "dropout", "class"], sort=False)
+    t = g.agg(runs=("run", "size"), accuracy_mean=("as recorded", "mean"), accuracy_sd=("as recorded", sd),
+              drop_level_mean=("drop_level", "mean"), drop_level_sd=("drop_level", sd),
+              drop_other_mean=("drop_other", "mean"), drop_other_sd=("drop_other", sd)).reset_index()
+    t["n_test"] = [n.loc[(a, p, c)] for a, p, c in zip(t.arch, t.dropout, t["class"])]
+    if ch is not None:
+        for v, col in ((BACKGROUND_VARIANTS[1], "changed_level"), (BACKGROUND_VARIANTS[2], "changed_other")):
+            t[col] = [ch.loc[(a, p, c, v)] for a, p, c in zip(t.arch, t.dropout, t["class"])]
+    return t
+
+# %% ../nbs/02_models.ipynb #b12a137d
+import hashlib
+from pathlib import Path
+
+RELABEL_TAG = "+relabels-"
+"Data set names `<dataset>+relabels-<digest>` are a review's corrected copy of `<dataset>` (see `relabelled_dataset`)."
+
+def resolve_annotations(path) -> Path:
+    "The annotations file `path` names: absolute, or relative to the results folder (results/...), the working folder or the project root."
+    from leukoxai_nb.core import project_root, results_root
+    p = Path(str(path)).expanduser()
+    cands = [p] if p.is_absolute() else ([results_root().joinpath(*p.parts[1:])] if len(p.parts) > 1 and p.parts[0] == "results"
+                                         else []) + [Path.cwd() / p, project_root() / p]
+    for c in cands:
+        if c.is_file(): return c.resolve()
+    raise FileNotFoundError(f"relabels={str(path)!r}: no annotations file there (looked at {', '.join(map(str, cands))}); "
+                            f"expected results/<profile>/review/annotations.jsonl as `leukoxai review` writes it")
+
+def annotations_digest(annotations) -> str:
+    "sha256 of the latest decision per cell that bears on the labels, (cell, decision, label) sorted by cell: outlines do not count."
+    from leukoxai_nb.review import latest_records
+    key = sorted((c, r["decision"], r.get("label") or "") for c, r in latest_records(annotations).items())
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+def relabelled_dataset(dataset: str, profile: str, annotations, seed: int = 0) -> tuple[str, dict]:
+    """Register `dataset` of `profile` with a review's corrected labels (rejected cells left out) as the data set
+    `<dataset>+relabels-<digest 12>`; return its name and what changed (`review.relabel_patchset`'s counts, the
+    from -> to table `changes`, the annotations file). Every function of this chapter then trains, caches and
+    evaluates it under that name. An unknown cell id or a bad line raises `review.AnnotationError` naming file and line."""
+    from leukoxai_nb import datasets
+    from leukoxai_nb.review import relabel_patchset, AnnotationError
+    if RELABEL_TAG in dataset: raise ValueError(f"{dataset!r} is already a relabelled data set; relabel the original one")
+    path = resolve_annotations(annotations)
+    name = f"{dataset}{RELABEL_TAG}{annotations_digest(path)[:12]}"
+    def build(profile_, seed_):
+        try: return relabel_patchset(datasets.load_dataset(dataset, profile_, seed=seed_), path)
+        except AnnotationError as e:
+            raise AnnotationError(str(e) if str(path) in str(e) else f"{path}: {e}") from None
+    cells, counts = build(profile, seed)
+    done = {(profile, int(seed)): cells}
+    @datasets.register_loader(name)
+    def _load(profile_, seed_, rebuild):
+        if (profile_, int(seed_)) not in done: done[(profile_, int(seed_))] = build(profile_, seed_)[0]
+        return done[(profile_, int(seed_))], datasets.load_outliers(dataset, profile_, seed_)
+    _DATA.pop((name, profile), None)
+    return name, dict(counts, dataset=name, annotations=str(path))
+
+def compare_table1(before: pd.DataFrame, after: pd.DataFrame, names=("given labels", "reviewed labels")) -> pd.DataFrame:
+    "Table 1 before and after a relabelling, side by side (mean ± sd over runs): F1 and accuracy against the labels and against the true class."
+    key = ["model", "dropout", "vi", "metric"]
+    b, a = before.set_index(key), after.set_index(key)
+    rows = []
+    for k in [k for k in b.index if k in a.index]:
+        r = dict(zip(key, k)); r["dropout"] = f"p={r['dropout']:.2f}"; r["vi"] = "✓" if r["vi"] else "×"
+        for c, title in [("f1", "F1"), ("accuracy_true", "Accuracy (true class)")]:
+            for t, nm in ((b, names[0]), (a, names[1])): r[f"{title}, {nm}"] = pm(t.loc[k, f"{c}_mean"], t.loc[k, f"{c}_std"])
+        r["runs"] = int(a.loc[k, "n_runs"]); r["test cells"] = f"{int(b.loc[k, 'n_test'])} / {int(a.loc[k, 'n_test'])}"
+        rows.append(r)
+    return pd.DataFrame(rows)

@@ -229,3 +229,66 @@ def test_train_grid_and_stop_table(toy_data):
     assert set(runs.stop_reason) <= {"early stopping", "epoch cap"} and (runs.best_epoch <= runs.stop_epoch).all()
     t = M.stop_reason_table(runs)
     assert t.iloc[-1].runs == 2 and t.iloc[-1].early_stopping + t.iloc[-1].epoch_cap == 2
+
+
+@pytest.fixture
+def smoke_data_only(tmp_path, monkeypatch):
+    "The smoke phantom (built where the results live), linked into an empty results folder: models land in tmp_path."
+    from leukoxai_nb.core import results_path
+    from leukoxai_nb.datasets import load_dataset
+    load_dataset("synthetic-qpi", "smoke")
+    (tmp_path / "smoke").mkdir(); (tmp_path / "smoke" / "data").symlink_to(results_path("smoke", "data", mkdir=False))
+    monkeypatch.setenv("LEUKOXAI_RESULTS", str(tmp_path))
+    monkeypatch.setattr(M, "_DATA", {})
+    return tmp_path
+
+
+def test_relabel_path_end_to_end_smoke(smoke_data_only):
+    "A review's corrected labels train and evaluate a network of their own; counts say what changed; bad ids stop it."
+    from leukoxai_nb import review as R
+    from leukoxai_nb.core import CLASSES
+    ds, _ = M._dataset("synthetic-qpi", "smoke")
+    where = lambda i: dict(donor=int(ds.donor[i]), frame=int(ds.frame[i]), object=int(ds.object_id[i]))
+    wrong = np.flatnonzero(ds.label != ds.true_label)[:3]; right = np.flatnonzero(ds.label == ds.true_label)[:2]
+    assert len(wrong) == 3
+    st = R.AnnotationStore(smoke_data_only / "smoke" / "review" / "annotations.jsonl")
+    for i in wrong: st.append(f"c{i}", "relabel", label=CLASSES[ds.true_label[i]], reviewer="t", where=where(i))
+    st.append(f"c{right[0]}", "unusable", reviewer="t", where=where(right[0]))
+    st.append(f"c{right[1]}", "keep", label=CLASSES[ds.label[right[1]]], reviewer="t", where=where(right[1]))
+    name, counts = M.relabelled_dataset("synthetic-qpi", "smoke", "results/smoke/review/annotations.jsonl")   # as -p passes it
+    assert name.startswith("synthetic-qpi" + M.RELABEL_TAG) and counts["annotations"] == str(st.path.resolve())
+    assert (counts["relabelled"], counts["rejected"], counts["kept"]) == (3, 1, 1) and counts["changes"].values.sum() == 3
+    assert counts["label_errors_after"] == counts["label_errors_before"] - 3 and counts["n_after"] == len(ds) - 1
+    rl, _ = M._dataset(name, "smoke")
+    keep = np.setdiff1d(np.arange(len(ds)), right[:1])
+    expect = ds.label.copy(); expect[wrong] = ds.true_label[wrong]
+    assert np.array_equal(rl.label, expect[keep]) and np.array_equal(rl.true_label, ds.true_label[keep])
+    # trained and evaluated on the corrected labels, cached beside (not over) the normal network
+    pred = M.get_predictions("lenet5", 0.0, 0, "smoke", name, "cpu", progress=False)
+    for sp in M.PRED_SPLITS: assert np.array_equal(pred[sp]["label"], rl.label[pred[sp]["idx"]])
+    own = M._model_path("lenet5", 0.0, 0, "smoke", 0, name)
+    assert own.exists() and own.name.endswith(f"_{name.split('+', 1)[1]}.pt")
+    assert not M._model_path("lenet5", 0.0, 0, "smoke").exists()
+    import json, torch
+    settings = json.loads(torch.load(own, weights_only=True)["settings_json"])
+    assert settings["dataset"] == name and settings["data_digest"] == M._dataset(name, "smoke")[1]
+    assert M.train_grid([("lenet5", 0.0, 0)], "smoke", name, "cpu", progress=False) == []          # reused, not retrained
+    # another decision: another digest, another data set name; outlines alone do not change it
+    st.append(f"c{right[1]}", "keep", label=CLASSES[ds.label[right[1]]], reviewer="t", where=where(right[1]),
+              outlines={"nucleus": [[20, 20], [30, 20], [30, 30]]})
+    assert M.relabelled_dataset("synthetic-qpi", "smoke", st.path)[0] == name
+    st.append(f"c{right[1]}", "not_leukocyte", reviewer="t", where=where(right[1]))
+    assert M.relabelled_dataset("synthetic-qpi", "smoke", st.path)[0] != name
+    # an unknown cell id: one line naming the file, the line and the id
+    st.append(f"c{len(ds) + 5}", "relabel", label=CLASSES[0], reviewer="t")
+    with pytest.raises(R.AnnotationError) as e: M.relabelled_dataset("synthetic-qpi", "smoke", st.path)
+    msg = str(e.value)
+    assert "\n" not in msg and str(st.path) in msg and "line 8" in msg and f"unknown cell id 'c{len(ds) + 5}'" in msg
+    with pytest.raises(FileNotFoundError, match="relabels="): M.relabelled_dataset("synthetic-qpi", "smoke", "nowhere.jsonl")
+
+
+def test_relabels_is_a_chapter_02_parameter(repo_root):
+    from leukoxai_nb.runner import chapter_parameters, check_parameters
+    nb = repo_root / "nbs" / "02_models.ipynb"
+    assert chapter_parameters(nb)["relabels"][0] == "str"
+    assert check_parameters([nb], {"relabels": "results/smoke/review/annotations.jsonl"})[nb]["relabels"].endswith(".jsonl")
