@@ -199,13 +199,12 @@ def plot_inspection(images, maps, probs, conf, names, title: str, classes=core.C
     """Figures 9/10 style: per example a column with the patch, its explanation (blue supports the predicted class,
     red opposes) and a bar plot of the calibrated class estimates with the confidence in %."""
     import matplotlib.pyplot as plt
+    from leukoxai_nb.explain import show_map
     n = len(images)
     fig, axes = plt.subplots(3, n, figsize=(2.3 * n, 6.4), squeeze=False)
     for j in range(n):
         axes[0, j].imshow(images[j], cmap="gray", vmin=0, vmax=1); axes[0, j].set_title(names[j], fontsize=8)
-        v = np.abs(maps[j]).max() or 1.0
-        axes[1, j].imshow(images[j], cmap="gray", vmin=0, vmax=1)
-        axes[1, j].imshow(maps[j], cmap="RdBu", vmin=-v, vmax=v, alpha=0.7)
+        show_map(axes[1, j], images[j], maps[j], alpha=0.7, image_range=(0, 1))
         for a in axes[:2, j]: a.set_xticks([]); a.set_yticks([])
         axes[2, j].bar(range(len(classes)), probs[j] * 100, color=[f"C{i}" for i in range(len(classes))])
         axes[2, j].set_xticks(range(len(classes))); axes[2, j].set_xticklabels([c[:4] for c in classes], fontsize=7)

@@ -145,12 +145,13 @@ def plot_meta_grid(mean, count, bins: pd.DataFrame, title: str, classes=core.CLA
     """Figure 6 style grid: rows = class labels, columns = confidence bins (low -> high); blue = supports the
     prediction, red = opposes (symmetric colour scale over the grid). Each panel is annotated with its count."""
     import matplotlib.pyplot as plt
+    from leukoxai_nb.explain import show_map
     C, B = count.shape; v = _sym_lim(mean)
     fig, axes = plt.subplots(C, B, figsize=(1.6 * B + 0.8, 1.6 * C + 0.6), squeeze=False)
     for c in range(C):
         for b in range(B):
             ax = axes[c, b]; ax.set_xticks([]); ax.set_yticks([])
-            if count[c, b]: im = ax.imshow(mean[c, b], cmap="RdBu", vmin=-v, vmax=v)
+            if count[c, b]: im = show_map(ax, None, mean[c, b], vmax=v)
             else:
                 H, W = mean.shape[2:]
                 ax.set_facecolor("0.85"); ax.set_xlim(-0.5, W - 0.5); ax.set_ylim(H - 0.5, -0.5); ax.set_aspect("equal")
