@@ -8,20 +8,26 @@ import ast, copy, html, json, re, shutil, subprocess, time
 from pathlib import Path
 import yaml
 from .core import project_root, results_path, figure_index, data_label, chapter_number
-from .runner import chapter_list, book_dir, book_config
+from .runner import chapter_list, appendix_list, book_dir, book_config
 
 # %% auto #0
-__all__ = ['executed_chapters', 'chapter_title', 'load_provenance', 'read_bib', 'cite_label', 'format_reference',
-           'link_citations', 'link_figure_refs', 'glossary_terms', 'link_glossary', 'code_names', 'has_rich_output',
-           'fold_decision', 'clean_outputs', 'figure_numbers', 'prepare_notebook', 'notebook_to_html',
-           'strip_directives', 'nav_html', 'search_entries', 'chapter_box', 'glossary_html', 'references_html',
-           'provenance_html', 'render_html_book', 'render_quarto_book', 'write_landing', 'render_book']
+__all__ = ['executed_chapters', 'appendix_pages', 'chapter_title', 'load_provenance', 'read_bib', 'cite_label',
+           'format_reference', 'link_citations', 'link_figure_refs', 'glossary_terms', 'link_glossary', 'code_names',
+           'has_rich_output', 'fold_decision', 'clean_outputs', 'figure_numbers', 'prepare_notebook',
+           'notebook_to_html', 'strip_directives', 'nav_html', 'search_entries', 'chapter_box', 'glossary_html',
+           'references_html', 'provenance_html', 'render_html_book', 'render_quarto_book', 'write_landing',
+           'render_book']
 
 # %% ../nbs/94_report.ipynb #4cfa8854
 def executed_chapters(profile: str, root=None) -> list[Path]:
     "Executed chapter notebooks of `profile`, in book order; chapters that have not run are skipped."
     nb_dir = book_dir(profile, root) / "notebooks"
     return [nb_dir / c.name for c in chapter_list(root) if (nb_dir / c.name).exists()]
+
+def appendix_pages(profile: str, root=None) -> list[Path]:
+    "The library appendices as the book shows them, after the chapters: the executed copy when there is one, else the source."
+    nb_dir = book_dir(profile, root) / "notebooks"
+    return [nb_dir / a.name if (nb_dir / a.name).exists() else a for a in appendix_list(root)]
 
 def chapter_title(nb_path) -> str:
     "The first level-1 heading of a notebook, else its file name."
@@ -478,13 +484,14 @@ def render_html_book(profile: str, root=None) -> Path:
         raise FileNotFoundError(f"no executed chapters in {out/'notebooks'}; run `leukoxai run --profile {profile}` first")
     from leukoxai_nb.sweep import sweep_pages          # a page per `leukoxai sweep` of this profile, after the chapters
     chapters = chapters + sweep_pages(profile, out / "notebooks")
+    appendices = appendix_pages(profile, root)          # the library, after the chapters and the sweeps
     cfg = book_config(root); title = cfg["book"]["title"]
     prov, index = load_provenance(profile), figure_index(profile)
     bib_file = root / "nbs" / "references.bib"
     bib = read_bib(bib_file) if bib_file.exists() else {}
     terms = glossary_terms(root / "nbs" / "glossary.yml")
     figures = figure_numbers(chapters)
-    pages = ([("index.html", "Contents")] + [(f"{c.stem}.html", chapter_title(c)) for c in chapters]
+    pages = ([("index.html", "Contents")] + [(f"{c.stem}.html", chapter_title(c)) for c in chapters + appendices]
              + [("provenance.html", "Provenance"), ("glossary.html", "Glossary"), ("references.html", "References")])
     banner = (f"<div class='lx-banner'>Profile <b>{html.escape(profile)}</b>. Unless a chapter says otherwise, every "
               f"number here comes from the synthetic QPI phantom, not from the paper's (private) recordings.</div>")
@@ -493,10 +500,10 @@ def render_html_book(profile: str, root=None) -> Path:
         svg = results_path(profile, "figures", f"{name}.svg", mkdir=False)
         if svg.exists(): shutil.copy(svg, figdir / svg.name)
     report, search, cited_by = {}, [], {}
-    for i, c in enumerate(chapters, 1):
+    for i, c in enumerate(chapters + appendices, 1):
         page = pages[i][0]
         nb = nbformat.read(str(c), as_version=4)
-        box = chapter_box(c.stem, prov, profile, cfg, figures, index, root)
+        box = chapter_box(c.stem, prov, profile, cfg, figures, index, root) if c in chapters else ""
         mine = {}
         nb = prepare_notebook(nb, figures, index, bib, terms, box, mine)
         for k, v in mine.items(): report.setdefault(k, set()).update(v)
@@ -507,6 +514,7 @@ def render_html_book(profile: str, root=None) -> Path:
     times = prov.get("chapter_wall_s", {})
     items = "".join(f"<tr><td><a href='{f}'>{html.escape(t)}</a></td><td>{times.get(Path(f).stem, '')}</td></tr>"
                     for f, t in pages[1:1 + len(chapters)])
+    apx = "".join(f"<li><a href='{f}'>{html.escape(t)}</a></li>" for f, t in pages[1 + len(chapters):1 + len(chapters) + len(appendices)])
     preface_nb = out / "notebooks" / "index.ipynb"
     if preface_nb.exists():
         pre = prepare_notebook(nbformat.read(str(preface_nb), as_version=4), figures, index, bib, terms, "", report)
@@ -514,7 +522,9 @@ def render_html_book(profile: str, root=None) -> Path:
         preface = notebook_to_html(preface_nb, pre)
     else: preface = _simple_page(title, f"<h1>{html.escape(title)}</h1>")
     toc = (f"<main class='lx-page'><h2>Chapters ({html.escape(profile)} profile)</h2><table><tr><th>chapter</th>"
-           f"<th>wall time (s)</th></tr>{items}</table><p><a href='provenance.html'>Provenance appendix</a> &middot; "
+           f"<th>wall time (s)</th></tr>{items}</table>"
+           + (f"<h2>Appendices: the library, each function with its checks</h2><ul>{apx}</ul>" if apx else "")
+           + f"<p><a href='provenance.html'>Provenance appendix</a> &middot; "
            f"<a href='glossary.html'>Glossary</a> &middot; <a href='references.html'>References</a></p></main>")
     idx = _inject(preface, nav_html(pages, 0, title), banner, _bottom_nav(pages, 0))
     idx = idx[:idx.rfind("<nav")] + toc + idx[idx.rfind("<nav"):]
@@ -563,7 +573,8 @@ def render_quarto_book(profile: str, root=None, quarto="quarto") -> Path:
     from leukoxai_nb.sweep import sweep_pages
     chapters = chapters + sweep_pages(profile, out / "notebooks")
     index = figure_index(profile)
-    for c in chapters:
+    appendices = appendix_pages(profile, root)
+    for c in chapters + appendices:
         nbformat.write(_quarto_cell_options(nbformat.read(str(c), as_version=4), index), str(stage / c.name))
     preface = out / "notebooks" / "index.ipynb"
     shutil.copy(preface if preface.exists() else root / "nbs" / "index.ipynb", stage / "index.ipynb")
@@ -574,7 +585,7 @@ def render_quarto_book(profile: str, root=None, quarto="quarto") -> Path:
         for t in terms))
     (stage / "references.qmd").write_text("# References {.unnumbered}\n\n::: {#refs}\n:::\n")
     cfg["book"]["chapters"] = ["index.ipynb"] + [c.name for c in chapters] + ["references.qmd"]
-    cfg["book"]["appendices"] = ["provenance.qmd", "glossary.qmd"]
+    cfg["book"]["appendices"] = [a.name for a in appendices] + ["provenance.qmd", "glossary.qmd"]
     cfg["project"]["output-dir"] = "../quarto"
     cfg.pop("reproduces", None)
     (stage / "_quarto.yml").write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))

@@ -11,7 +11,7 @@ import yaml
 from .core import project_root, results_path, save_json, sha256_file, PROFILE_NAMES, get_profile
 
 # %% auto #0
-__all__ = ['KEY_PACKAGES', 'book_config', 'chapter_list', 'select_chapters', 'chapter_parameters', 'parse_value',
+__all__ = ['KEY_PACKAGES', 'book_config', 'chapter_list', 'appendix_list', 'select_chapters', 'chapter_parameters', 'parse_value',
            'check_parameters', 'git_state', 'package_versions', 'artifact_digests', 'write_provenance',
            'failed_chapters', 'ChapterFailed', 'book_dir', 'chapter_environment', 'execute_chapter', 'check_writable',
            'run_book']
@@ -29,6 +29,14 @@ def chapter_list(root=None, include_missing=False) -> list[Path]:
     root = Path(root or project_root())
     cfg = book_config(root)
     names = [c for c in cfg["book"]["chapters"] if str(c).endswith(".ipynb") and not str(c).startswith("index")]
+    paths = [root / "nbs" / n for n in names]
+    return paths if include_missing else [p for p in paths if p.exists()]
+
+def appendix_list(root=None, include_missing=False) -> list[Path]:
+    """The library's appendix notebooks (`nbs/8x_*.ipynb`: each module's code with its checks) in book order, from
+    `book.appendices` of `_quarto.yml`: after the chapters. `leukoxai run` executes them after a whole-book run."""
+    root = Path(root or project_root())
+    names = [c for c in book_config(root)["book"].get("appendices", []) or [] if str(c).endswith(".ipynb")]
     paths = [root / "nbs" / n for n in names]
     return paths if include_missing else [p for p in paths if p.exists()]
 
@@ -216,7 +224,7 @@ def _provenance_quietly(log, *args, **kw):
     except Exception as e: log(f"warning: provenance not written ({type(e).__name__}: {e})")
 
 def run_book(profile="smoke", chapters=None, params=None, device="auto", root=None, log=print) -> dict:
-    "Run the selected chapters in book order; return {chapter stem: wall seconds}."
+    "Run the selected chapters in book order (a whole-book run also runs the appendices); return {chapter stem: wall seconds}."
     if profile not in PROFILE_NAMES: raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILE_NAMES}")
     if device not in ("auto", "cpu", "cuda"): raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
     root = Path(root or project_root())
@@ -242,5 +250,11 @@ def run_book(profile="smoke", chapters=None, params=None, device="auto", root=No
         times[nb.stem] = round(dt, 1)
         write_provenance(profile, all_params, device, done={nb.stem: times[nb.stem]})
         log(f"[{i}/{len(selected)}] {nb.stem}: done in {dt:.1f} s")
+    if not chapters:      # the whole book: the library's appendices too (fast: tiny inputs, no results caches)
+        for nb in appendix_list(root):
+            try: dt = execute_chapter(nb, out_dir / nb.name, {}, cwd=root / "nbs", log=log)
+            except ChapterFailed as e:
+                log(f"appendix {nb.stem}: FAILED in cell {e.cell}: {e.exc_name}: {e.exc_value}"); raise
+            log(f"appendix {nb.stem}: done in {dt:.1f} s")
     log(f"total {sum(times.values()):.1f} s; executed notebooks in {out_dir}")
     return times

@@ -113,6 +113,8 @@ def pages(site, smoke_book, repo_root):
 def test_every_chapter_ran(smoke_book, repo_root):
     expected = [c.stem for c in runner.chapter_list(repo_root)]
     assert list(smoke_book["times"]) == expected and len(expected) >= 1
+    for a in runner.appendix_list(repo_root):             # a whole-book run executes the library appendices too
+        assert (smoke_book["index"].parent / "notebooks" / a.name).exists(), f"appendix {a.stem} was not executed"
     prov = json.loads((smoke_book["results"] / "provenance.json").read_text())
     assert prov["status"] == "complete" and set(prov["chapter_wall_s"]) == set(expected)
     assert prov["git"]["commit"] is None or len(prov["git"]["commit"]) == 40
@@ -133,6 +135,7 @@ def test_chapters_wrote_their_tables(smoke_book):
 def test_every_page_loads_with_working_images_and_links(pages, smoke_book):
     for name, s in pages.items(): assert not s["broken"], f"broken images on {name}: {s['broken']}"
     want = {f"{c}.html" for c in smoke_book["times"]} | {"index.html", "provenance.html", "glossary.html", "references.html"}
+    want |= {f"{a.stem}.html" for a in runner.appendix_list(ROOT)}          # the library appendices, after the chapters
     assert want <= set(pages), f"not reached from the index: {want - set(pages)}"
 
 @pytest.mark.parametrize("chapter", [_per_chapter(c) for c in CHAPTERS])

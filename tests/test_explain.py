@@ -1,58 +1,38 @@
-"""leukoxai_nb.explain on a tiny model: every method gives finite (B, 50, 50) maps that depend on the target class."""
+"""leukoxai_nb.explain on the tiny network of leukoxai_nb.testing: every method gives finite (B, 50, 50) maps that depend on the target class."""
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from captum.attr import Occlusion
 from leukoxai_nb import explain as X
-
-
-class Tiny(nn.Module):
-    "Stand-in with the model contract's attributes: trunk, head (with Dropout), last_conv, has_spatial_last_conv."
-    def __init__(self, spatial=True):
-        super().__init__(); torch.manual_seed(0)
-        c1, c2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 8, 3, padding=1)
-        layers = [c1, nn.ReLU(inplace=True), nn.MaxPool2d(2), c2, nn.ReLU(inplace=True)]
-        if spatial: layers += [nn.AdaptiveAvgPool2d(4)]; self.last_conv, feat = c2, 8 * 16
-        else: c3 = nn.Conv2d(8, 8, 25); layers += [c3, nn.ReLU()]; self.last_conv, feat = c3, 8
-        self.trunk = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(feat, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4))
-        self.has_spatial_last_conv, self.arch = spatial, "alexnet" if spatial else "lenet5"
-    def forward(self, x): return self.head(self.trunk(x))
+from leukoxai_nb.testing import TinyNet, tiny_patches, FAST_SETTINGS
 
 
 @pytest.fixture(scope="module")
-def patches():
-    rng = np.random.default_rng(0); yy, xx = np.mgrid[:50, :50]
-    return np.stack([np.clip(1 - ((yy - 25) ** 2 + (xx - 25) ** 2) / r ** 2, 0, 1) * (0.6 + 0.4 * rng.random((50, 50)))
-                     for r in (12, 15, 18)]).astype(np.float32)
-
-FAST = {"lime": dict(num_samples=48), "occlusion": dict(stride=4), "occlusion_mean": dict(stride=4),
-        "smoothgrad": dict(n_samples=8), "shap": dict(n_samples=8)}
+def patches(): return tiny_patches()
 
 
 @pytest.mark.parametrize("method", sorted(X.METHODS))
 def test_method_shape_finite_and_target_dependent(method, patches):
-    model = Tiny(True)
-    a = X.explain(method, model, patches, [0, 1, 2], **FAST.get(method, {}))
-    b = X.explain(method, model, patches, [1, 2, 3], **FAST.get(method, {}))
+    model = TinyNet(True)
+    a = X.explain(method, model, patches, [0, 1, 2], **FAST_SETTINGS.get(method, {}))
+    b = X.explain(method, model, patches, [1, 2, 3], **FAST_SETTINGS.get(method, {}))
     assert a.shape == (3, 50, 50) and a.dtype == np.float32 and np.isfinite(a).all()
     assert np.abs(a - b).max() > 0
 
 
 @pytest.mark.parametrize("method", sorted(X.METHODS))
 def test_lenet_like(method, patches):
-    model = Tiny(False)
+    model = TinyNet(False)
     if X.METHODS[method].needs_spatial_conv:
         with pytest.raises(X.NotApplicableError, match="spatial"):
             X.explain(method, model, patches, 0)
     else:
-        a = X.explain(method, model, patches[:2], 1, **FAST.get(method, {}))
+        a = X.explain(method, model, patches[:2], 1, **FAST_SETTINGS.get(method, {}))
         assert a.shape == (2, 50, 50) and np.isfinite(a).all()
 
 
 def test_bad_inputs(patches):
-    m = Tiny()
+    m = TinyNet()
     with pytest.raises(ValueError, match="unknown explanation method"): X.explain("nope", m, patches, 0)
     with pytest.raises(ValueError, match="one per patch"): X.explain("saliency", m, patches, [0, 1])
     with pytest.raises(ValueError, match=r"\[0, 4\)"): X.explain("saliency", m, patches, 7)
@@ -60,7 +40,7 @@ def test_bad_inputs(patches):
 
 
 def test_occlusion_mean_matches_captum_on_disjoint_windows(patches):
-    m = Tiny().eval(); x = patches[:1]
+    m = TinyNet().eval(); x = patches[:1]
     block = x.reshape(1, 10, 5, 10, 5).mean((2, 4)).repeat(5, 1).repeat(5, 2)[:, None]
     ref = Occlusion(X.ProbModel(m)).attribute(torch.from_numpy(x[:, None]), target=2, sliding_window_shapes=(1, 5, 5),
                                               strides=(1, 5, 5), baselines=torch.from_numpy(block).float())
@@ -72,16 +52,16 @@ def test_occlusion_mean_matches_captum_on_disjoint_windows(patches):
 def test_lime_pieces(patches):
     segs = X.slic_segments(patches[0])
     assert segs.shape == (4, 50, 50) and all(s.min() == 0 and s.max() + 1 == len(np.unique(s)) for s in segs)
-    res = X.TileLime(Tiny(), num_samples=40, seed=1).attribute(patches[:2], [0, 3])
+    res = X.TileLime(TinyNet(), num_samples=40, seed=1).attribute(patches[:2], [0, 3])
     assert res.parts.shape == (2, 4, 50, 50) and np.allclose(res.maps, res.parts.mean(1))
-    again = X.TileLime(Tiny(), num_samples=40, seed=1).attribute(patches[:2], [0, 3])
+    again = X.TileLime(TinyNet(), num_samples=40, seed=1).attribute(patches[:2], [0, 3])
     assert np.array_equal(res.maps, again.maps)                      # seeded
-    b = X.TileLime(Tiny(), num_samples=40, seed=1, mode="binary").attribute(patches[:1], 0)
+    b = X.TileLime(TinyNet(), num_samples=40, seed=1, mode="binary").attribute(patches[:1], 0)
     assert set(np.unique(b.parts)) <= {0.0, 1.0}
 
 
 def test_feature_maps_every_conv(patches):
-    m = Tiny(False)
+    m = TinyNet(False)
     fm = X.feature_maps(m, patches[:2])
     assert len(fm) == 3 and all(v.shape[0] == 2 for v in fm.values())
 
@@ -92,7 +72,7 @@ def test_measurements(patches):
     mass, area = X.relevance_mass(mp, masks)
     assert mass[0, 0] == 1.0 and np.isclose(area[0, 0], 0.04) and np.isclose(area[0, -1], 0.96)
     with pytest.raises(ValueError, match="REGIONS"): X.relevance_mass(mp, masks[:, :2])
-    m = Tiny()
+    m = TinyNet()
     di = X.deletion_insertion(m, patches[:2], patches[:2], [0, 1], steps=5)
     assert di["deletion"].shape == (2, 6) and np.allclose(di["deletion"][:, 0], di["insertion"][:, -1], atol=1e-6)
     s = X.randomisation_test("saliency", m, patches[:2], 0)
@@ -104,7 +84,7 @@ def test_measurements(patches):
 
 
 def test_randomisation_final_only(patches):
-    m = Tiny()
+    m = TinyNet()
     full = X.randomisation_cascade(["saliency", "gradcam"], m, patches[:1], 0)
     last = X.randomisation_cascade(["saliency", "gradcam"], m, patches[:1], 0, every_layer=False)
     assert len(full) == 2 * len(X.parametrised_layers(m)) and len(last) == 2

@@ -1,7 +1,8 @@
 "The notebooks are the source: each is clean, runnable by papermill, and every chapter declares its parameters."
 from pathlib import Path
 import nbformat, pytest
-from leukoxai_nb.runner import chapter_list, chapter_parameters
+import re
+from leukoxai_nb.runner import chapter_list, appendix_list, chapter_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "nbs").glob("*.ipynb"))
@@ -26,3 +27,20 @@ def test_chapter_has_one_parameters_cell(path):
 def test_every_chapter_of_the_book_exists():
     missing = [p.name for p in chapter_list(ROOT, include_missing=True) if not p.exists()]
     assert not missing, f"_quarto.yml lists chapters that do not exist: {missing}"
+
+
+def test_every_appendix_of_the_book_exists():
+    missing = [p.name for p in appendix_list(ROOT, include_missing=True) if not p.exists()]
+    assert not missing, f"_quarto.yml lists appendices that do not exist: {missing}"
+    assert not set(appendix_list(ROOT)) & set(chapter_list(ROOT)), "a notebook is listed as chapter and appendix"
+
+_CHECK = re.compile(r"\b(test_eq|test_close|test_fail|test_ne|assert)\b")
+
+@pytest.mark.parametrize("path", appendix_list(ROOT), ids=lambda p: p.stem)
+def test_appendix_checks_every_export_cell(path):
+    "fastcore's rhythm: every export cell of a library appendix is followed within two cells by a check."
+    cells = nbformat.read(str(path), as_version=4).cells
+    exports = [i for i, c in enumerate(cells) if c.cell_type == "code" and c.source.lstrip().startswith("#| export")]
+    assert exports, f"{path.name}: no export cells"
+    unchecked = [i for i in exports if not any(c.cell_type == "code" and _CHECK.search(c.source) for c in cells[i + 1:i + 3])]
+    assert not unchecked, f"{path.name}: export cells {unchecked} have no check (test_eq/test_close/test_fail/assert) within two cells"

@@ -32,6 +32,24 @@ def test_chapter_list_follows_quarto(project):
     assert [c.stem for c in runner.chapter_list(project)] == ["00_a", "01_b"]
     assert [c.stem for c in runner.chapter_list(project, include_missing=True)][-1] == "02_missing"
 
+def test_appendices_run_after_the_chapters_and_follow_them_in_the_book(project):
+    "Library appendices (`book.appendices` notebooks) run after a whole-book run and get pages after the chapters."
+    cfg = project / "_quarto.yml"
+    cfg.write_text(cfg.read_text() + "  appendices: [80_lib.ipynb, 81_missing.ipynb, provenance.qmd]\n")
+    write_chapter(project / "nbs/80_lib.ipynb", "The library", "", ["x = 1", "assert x == 1"])
+    assert [a.stem for a in runner.appendix_list(project)] == ["80_lib"]
+    assert [a.stem for a in runner.appendix_list(project, include_missing=True)] == ["80_lib", "81_missing"]
+    assert "80_lib" not in [c.stem for c in runner.chapter_list(project)]
+    times = runner.run_book("smoke", root=project, log=lambda *a, **k: None)
+    assert list(times) == ["00_a", "01_b"]                          # chapter times only; the appendix ran too
+    assert (project / "_book/smoke/notebooks/80_lib.ipynb").exists()
+    index = report.render_html_book("smoke", root=project)
+    assert "The library" in (index.parent / "80_lib.html").read_text()
+    html = index.read_text()
+    assert html.index("01_b.html") < html.index("80_lib.html") < html.index("provenance.html")
+    nav = (index.parent / "01_b.html").read_text()
+    assert "80_lib.html" in nav                                       # 'next' from the last chapter is the appendix
+
 def test_run_render_and_provenance(project):
     times = runner.run_book("smoke", params={"n": 4}, root=project, log=lambda *a, **k: None)
     assert list(times) == ["00_a", "01_b"] and all(t > 0 for t in times.values())
