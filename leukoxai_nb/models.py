@@ -25,16 +25,17 @@ __all__ = ['REGISTRY', 'ARCHITECTURES', 'PAPER_ARCHITECTURES', 'DEFAULT_INPUT', 
 
 # %% ../nbs/02_models.ipynb #8224dd5b
 REGISTRY = {
-    "lenet5":      dict(colour="C0", name="LeNet5",      builder="leukoxai_nb.models:LeukoNet",        wide=True,  settings="lenet"),
-    "alexnet":     dict(colour="C3", name="AlexNet",     builder="leukoxai_nb.models:LeukoNet",        wide=True,  settings="alexnet"),
-    "resnet50":    dict(colour="C2", name="ResNet50",    builder="leukoxai_nb.backbones:build_backbone", wide=False, settings="backbone"),
-    "densenet121": dict(colour="C4", name="DenseNet121", builder="leukoxai_nb.backbones:build_backbone", wide=False, settings="backbone"),
-    "vgg16":       dict(colour="C1", name="VGG16",       builder="leukoxai_nb.backbones:build_backbone", wide=False, settings="backbone"),
+    "lenet5":      dict(name="LeNet5",      colour="C0", wide=True,  settings="lenet",    builder="LeukoNet"),
+    "alexnet":     dict(name="AlexNet",     colour="C3", wide=True,  settings="alexnet",  builder="LeukoNet"),
+    "resnet50":    dict(name="ResNet50",    colour="C2", wide=False, settings="backbone", builder="leukoxai_nb.backbones:build_backbone"),
+    "densenet121": dict(name="DenseNet121", colour="C4", wide=False, settings="backbone", builder="leukoxai_nb.backbones:build_backbone"),
+    "vgg16":       dict(name="VGG16",       colour="C1", wide=False, settings="backbone", builder="leukoxai_nb.backbones:build_backbone"),
 }
-"""Every architecture a profile can train, in table order: its figure colour and display name, its builder (`module:callable` with
-`build_model`'s signature, imported when first used), whether it trains side by side as one wide network
-(`train_many`; plain convolutions, ReLU and pooling only) or one at a time (`train_model`; BatchNorm and
-skip connections), and the prefix of its size keys in the profile's `models` section (`<prefix>_input`, ...)."""
+"""Every architecture a profile can train, in table order: its display name and figure colour; whether it trains
+side by side with its other runs as one wide network (`train_many`: plain convolutions, ReLU, pooling, FC) or one
+at a time (`train_model`: BatchNorm, skip connections); the prefix of its size keys in the profile's `models`
+section (`<prefix>_input`, ...); its builder, with `build_model`'s signature: a callable of this module, or
+`module:callable`, imported when first used."""
 ARCHITECTURES = tuple(REGISTRY)
 "Every registered architecture, in table order."
 PAPER_ARCHITECTURES = ("lenet5", "alexnet")
@@ -151,8 +152,10 @@ def build_model(arch: str, dropout: float = 0.0, input_size: int | None = None, 
     """A fresh network of any registered `arch` (`REGISTRY`): a `LeukoNet` for 'lenet5', 'alexnet', a
     `backbones.BackboneNet` for the standard backbones; `fc_width` scales the hidden FC layers."""
     import importlib
-    mod, fn = _registered(arch)["builder"].split(":")
-    return getattr(importlib.import_module(mod), fn)(arch, dropout, input_size, width, n_classes, fc_width)
+    b = _registered(arch)["builder"]
+    if ":" in b: mod, name = b.split(":"); f = getattr(importlib.import_module(mod), name)
+    else: f = globals()[b]              # this module's own (in the chapter's kernel: the chapter's own definition)
+    return f(arch, dropout, input_size, width, n_classes, fc_width)
 
 # %% ../nbs/02_models.ipynb #8a0aed24
 def _as_tensor(x, device):
