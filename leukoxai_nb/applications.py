@@ -266,8 +266,9 @@ def score_runs(archs, runs, profile: str, dataset: str, unknown: dict, labels, t
     from leukoxai_nb import models, calibration
     prof = core.get_profile(profile); labels, true_labels = np.asarray(labels), np.asarray(true_labels)
     out = {}
-    for arch, r in core.progress([(a, r) for a in archs for r in runs], desc="scoring networks (architecture x run)"):
-        p = calibration.chosen_dropout(arch, prof.models.dropouts, vi=True)
+    for arch, r in core.progress([(a, r) for a in archs for r in runs if r in models.arch_runs(a, profile)],
+                                 desc="scoring networks (architecture x run)"):
+        p = calibration.chosen_dropout(arch, models.arch_dropouts(arch, profile), vi=True)
         model, info = models.get_trained(arch, p, r, profile, dataset, device=device, progress=False)
         pred = models.get_predictions(arch, p, r, profile, dataset, device=device, progress=False)
         T_vi, T_freq = fit_temperatures(pred)

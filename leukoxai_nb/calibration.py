@@ -15,7 +15,7 @@ from scipy.special import logsumexp, softmax
 
 from .core import get_profile, data_label
 
-from .models import ARCHITECTURES, vi_summary
+from .models import ARCHITECTURES, vi_summary, display_name
 
 # %% auto #0
 __all__ = ['CONF_METRICS', 'PAPER_DROPOUT', 'bin_index', 'reliability_bins', 'ece', 'mce', 'nll', 'TemperatureScaler',
@@ -153,7 +153,7 @@ def table2(records: pd.DataFrame, profile: str, dataset: str = "synthetic-qpi") 
     for k, sub in mean.groupby(keys, sort=False):
         un, ca = sub[~sub.calibrated].iloc[0], sub[sub.calibrated].iloc[0]
         sd = std.set_index(keys + ["calibrated"])
-        row = dict(model={"lenet5": "LeNet5", "alexnet": "AlexNet"}[k[0]], dropout=k[1], vi=k[2],
+        row = dict(model=display_name(k[0]), dropout=k[1], vi=k[2],
                    metric={"std": "std.dev."}.get(k[3], k[3]))
         for name in ("ece", "mce"):
             row[f"{name}_uncal"], row[f"{name}_cal"] = 10 * un[name], 10 * ca[name]
@@ -183,10 +183,10 @@ def format_table2(t: pd.DataFrame) -> pd.DataFrame:
 PAPER_DROPOUT = {"alexnet": 0.5, "lenet5": 0.25}
 
 def chosen_dropout(arch: str, dropouts, vi: bool = False) -> float:
-    "The paper's dropout for `arch` (AlexNet 0.5, LeNet5 0.25), or the nearest available (p > 0 for VI)."
+    "The paper's dropout for `arch` (AlexNet 0.5, LeNet5 0.25, backbones 0.5), or the nearest available (p > 0 for VI)."
     ds = [float(p) for p in dropouts if (p > 0 or not vi)]
     if not ds: raise ValueError(f"no dropout rate > 0 among {list(dropouts)}: variational inference needs one")
-    return min(ds, key=lambda p: (abs(p - PAPER_DROPOUT[arch]), -p))
+    return min(ds, key=lambda p: (abs(p - PAPER_DROPOUT.get(arch, 0.5)), -p))
 
 # %% ../nbs/83_calibration.ipynb #244fd3d4
 def reliability_boxplot(ax, records: pd.DataFrame, n_bins: int = 10, title: str = ""):
@@ -208,7 +208,7 @@ def reliability_boxplot(ax, records: pd.DataFrame, n_bins: int = 10, title: str 
 def panel_title(arch, p, metric, cal, sub) -> str:
     "Title of one reliability panel: model, p, confidence, calibrated or not, and the mean ECE of `sub`."
     e = sub["ece"].mean()
-    return f"{dict(lenet5='LeNet5', alexnet='AlexNet')[arch]} p={p:.2f} {metric} {'calibrated' if cal else 'uncalibrated'}\nECE {e:.3f}"
+    return f"{display_name(arch)} p={p:.2f} {metric} {'calibrated' if cal else 'uncalibrated'}\nECE {e:.3f}"
 
 # %% ../nbs/83_calibration.ipynb #c7f0fa00
 def calibrated_vi(arch: str, dropout: float, run: int, profile: str, metric: str = "std", split: str = "test",

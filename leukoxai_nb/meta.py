@@ -198,7 +198,8 @@ def pick_dropout(arch: str, profile: str) -> float:
     """The dropout rate of the variational model: the paper's choice (LeNet5 0.25, AlexNet 0.50) or the nearest
     nonzero rate the profile trains (chapter 03's `calibration.chosen_dropout`; VI needs dropout > 0)."""
     from leukoxai_nb.calibration import chosen_dropout
-    return chosen_dropout(arch, core.get_profile(profile).models.dropouts, vi=True)
+    from leukoxai_nb.models import arch_dropouts
+    return chosen_dropout(arch, arch_dropouts(arch, profile), vi=True)
 
 # %% ../nbs/85_meta.ipynb #c88fcd5c
 def explain_cells(model, images, targets, method: str, batch_size: int = 16, desc: str | None = None,

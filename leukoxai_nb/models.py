@@ -13,19 +13,52 @@ from .core import (get_profile, get_device, results_path, atomic_path, save_npz,
                               sha256_arrays, data_label, progress as progress_bar)
 
 # %% auto #0
-__all__ = ['ARCHITECTURES', 'DEFAULT_INPUT', 'START_PLATEAU_MARGIN', 'PRED_SPLITS', 'VI_METRICS', 'VERDICTS',
-           'BACKGROUND_VARIANTS', 'RELABEL_TAG', 'PatchResize', 'SeededDropout', 'LeukoNet', 'build_model',
-           'dropout_active', 'freq_logits', 'vi_logits', 'FixedMaskDropout', 'fixed_dropout_masks', 'vi_logits_naive',
-           'model_settings', 'model_note', 'cpu_threads', 'run_seed', 'pool_split', 'plateau_loss', 'EarlyStopping',
-           'train_model', 'wide_forward', 'train_many', 'fit_chunks', 'train_grid', 'get_trained', 'get_predictions',
-           'ToyPatchSet', 'softmax_np', 'vi_summary', 'classification_metrics', 'predicted_classes', 'table1_runs',
-           'table1', 'pm', 'format_table1', 'spread_verdict', 'training_runs', 'stop_reason_table',
-           'other_recording_background', 'background_variants', 'background_removal_runs', 'background_removal_table',
-           'resolve_annotations', 'annotations_digest', 'relabelled_dataset', 'compare_table1']
+__all__ = ['REGISTRY', 'ARCHITECTURES', 'PAPER_ARCHITECTURES', 'DEFAULT_INPUT', 'START_PLATEAU_MARGIN', 'PRED_SPLITS',
+           'VI_METRICS', 'VERDICTS', 'BACKGROUND_VARIANTS', 'RELABEL_TAG', 'display_name', 'arch_colour', 'is_wide',
+           'PatchResize', 'SeededDropout', 'LeukoNet', 'build_model', 'dropout_active', 'freq_logits', 'vi_logits',
+           'FixedMaskDropout', 'fixed_dropout_masks', 'vi_logits_naive', 'profile_architectures', 'arch_dropouts',
+           'arch_runs', 'profile_configs', 'trained_dropout', 'model_settings', 'model_note', 'cpu_threads', 'run_seed',
+           'pool_split', 'plateau_loss', 'EarlyStopping', 'train_model', 'wide_forward', 'train_many', 'fit_chunks',
+           'train_grid', 'get_trained', 'get_predictions', 'ToyPatchSet', 'softmax_np', 'vi_summary',
+           'classification_metrics', 'predicted_classes', 'table1_runs', 'table1', 'pm', 'format_table1',
+           'spread_verdict', 'training_runs', 'stop_reason_table', 'other_recording_background', 'background_variants',
+           'background_removal_runs', 'background_removal_table', 'resolve_annotations', 'annotations_digest',
+           'relabelled_dataset', 'compare_table1']
 
 # %% ../nbs/02_models.ipynb #8224dd5b
-ARCHITECTURES = ("lenet5", "alexnet")
+REGISTRY = {
+    "lenet5":      dict(name="LeNet5",      colour="C0", wide=True,  settings="lenet",    builder="LeukoNet"),
+    "alexnet":     dict(name="AlexNet",     colour="C3", wide=True,  settings="alexnet",  builder="LeukoNet"),
+    "resnet50":    dict(name="ResNet50",    colour="C2", wide=False, settings="backbone", builder="leukoxai_nb.backbones:build_backbone"),
+    "densenet121": dict(name="DenseNet121", colour="C4", wide=False, settings="backbone", builder="leukoxai_nb.backbones:build_backbone"),
+    "vgg16":       dict(name="VGG16",       colour="C1", wide=False, settings="backbone", builder="leukoxai_nb.backbones:build_backbone"),
+}
+"""Every architecture a profile can train, in table order: its display name and figure colour; whether it trains
+side by side with its other runs as one wide network (`train_many`: plain convolutions, ReLU, pooling, FC) or one
+at a time (`train_model`: BatchNorm, skip connections); the prefix of its size keys in the profile's `models`
+section (`<prefix>_input`, ...); its builder, with `build_model`'s signature: a callable of this module, or
+`module:callable`, imported when first used."""
+ARCHITECTURES = tuple(REGISTRY)
+"Every registered architecture, in table order."
+PAPER_ARCHITECTURES = ("lenet5", "alexnet")
+"The paper's two networks (`LeukoNet`)."
 DEFAULT_INPUT = {"lenet5": 32, "alexnet": 224}
+
+def _registered(arch: str) -> dict:
+    if arch not in REGISTRY: raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
+    return REGISTRY[arch]
+
+def display_name(arch: str) -> str:
+    "The name tables and figures print for `arch` ('lenet5' -> 'LeNet5', 'resnet50' -> 'ResNet50')."
+    return _registered(arch)["name"]
+
+def arch_colour(arch: str) -> str:
+    "The matplotlib colour of `arch` in every figure of the book."
+    return _registered(arch)["colour"]
+
+def is_wide(arch: str) -> bool:
+    "True when `arch` trains side by side with its other runs as one wide network (`train_many`)."
+    return bool(_registered(arch)["wide"])
 
 class PatchResize(nn.Module):
     "Scale (B, 1, h, w) patches bilinearly to `size` x `size` and repeat them to `channels` channels."
@@ -82,7 +115,7 @@ class LeukoNet(nn.Module):
     def __init__(self, arch: str, dropout: float = 0.0, input_size: int | None = None, width: float = 1.0,
                  n_classes: int = 4, fc_width: float | None = None):
         super().__init__()
-        if arch not in ARCHITECTURES: raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
+        if arch not in PAPER_ARCHITECTURES: raise ValueError(f"arch must be one of {PAPER_ARCHITECTURES}, got {arch!r}")
         if not 0.0 <= float(dropout) < 1.0: raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         fc_width = width if fc_width is None else fc_width
         if width <= 0 or fc_width <= 0: raise ValueError(f"width and fc_width must be > 0, got {width!r}, {fc_width!r}")
@@ -117,9 +150,14 @@ class LeukoNet(nn.Module):
         return self.head[:k], self.head[k:]
 
 def build_model(arch: str, dropout: float = 0.0, input_size: int | None = None, width: float = 1.0,
-                n_classes: int = 4, fc_width: float | None = None) -> LeukoNet:
-    "A fresh `LeukoNet` (`arch` in 'lenet5', 'alexnet'); `fc_width` scales the hidden FC layers (default: `width`)."
-    return LeukoNet(arch, dropout, input_size, width, n_classes, fc_width)
+                n_classes: int = 4, fc_width: float | None = None) -> nn.Module:
+    """A fresh network of any registered `arch` (`REGISTRY`): a `LeukoNet` for 'lenet5', 'alexnet', a
+    `backbones.BackboneNet` for the standard backbones; `fc_width` scales the hidden FC layers."""
+    import importlib
+    b = _registered(arch)["builder"]
+    if ":" in b: mod, name = b.split(":"); f = getattr(importlib.import_module(mod), name)
+    else: f = globals()[b]              # this module's own (in the chapter's kernel: the chapter's own definition)
+    return f(arch, dropout, input_size, width, n_classes, fc_width)
 
 # %% ../nbs/02_models.ipynb #8a0aed24
 def _as_tensor(x, device):
@@ -218,18 +256,65 @@ def vi_logits_naive(model: LeukoNet, x, n_samples: int) -> torch.Tensor:
         return torch.stack([model(x).float().cpu() for _ in range(n_samples)])
 
 # %% ../nbs/02_models.ipynb #43174750
-import json, time
+import json, time, functools
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support, accuracy_score
 
 # %% ../nbs/02_models.ipynb #5ebcc018
-def model_settings(arch: str, dropout: float, profile: str) -> dict:
-    "The constructor arguments of `arch` in `profile` (input size and width from the `models` section)."
+def profile_architectures(profile: str) -> tuple:
+    "The architectures `profile` trains (`models.architectures`), checked against the registry."
+    mp = get_profile(profile).models; archs = mp.architectures
+    if not isinstance(archs, list) or not archs:
+        raise ValueError(f"profile {profile!r}: models.architectures must be a non-empty list of names among "
+                         f"{', '.join(ARCHITECTURES)}, got {archs!r}")
+    for a in archs:
+        if a not in REGISTRY:
+            raise ValueError(f"profile {profile!r}: models.architectures lists {a!r}; expected names among {', '.join(ARCHITECTURES)}")
+    if len(set(archs)) < len(archs): raise ValueError(f"profile {profile!r}: models.architectures repeats a name: {archs}")
+    return tuple(archs)
+
+def arch_dropouts(arch: str, profile: str) -> tuple:
+    """The dropout rates `profile` trains `arch` at: `models.dropouts` for the paper's networks,
+    `models.backbone_dropouts` (a non-empty subset of `models.dropouts`) for the backbones."""
     mp = get_profile(profile).models
-    if arch not in ARCHITECTURES: raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
-    if arch == "alexnet": return dict(arch=arch, dropout=float(dropout), input_size=int(mp.alexnet_input),
-                                      width=float(mp.alexnet_width), fc_width=float(mp.alexnet_fc_width))
-    return dict(arch=arch, dropout=float(dropout), input_size=int(mp.lenet_input), width=1.0)
+    if _registered(arch)["settings"] != "backbone": return tuple(float(p) for p in mp.dropouts)
+    ps = mp.backbone_dropouts
+    if not isinstance(ps, list) or not ps or any(float(p) not in [float(q) for q in mp.dropouts] for p in ps):
+        raise ValueError(f"profile {profile!r}: models.backbone_dropouts must be a non-empty subset of models.dropouts "
+                         f"{list(mp.dropouts)}, got {ps!r}")
+    return tuple(float(p) for p in ps)
+
+def arch_runs(arch: str, profile: str) -> range:
+    """The runs `profile` trains `arch` for: `models.n_runs` for the paper's networks, the first
+    `models.backbone_runs` (1 ... `n_runs`) of them for the backbones."""
+    mp = get_profile(profile).models; n = int(mp.n_runs)
+    if _registered(arch)["settings"] != "backbone": return range(n)
+    k = mp.backbone_runs
+    if not isinstance(k, int) or not 1 <= k <= n:
+        raise ValueError(f"profile {profile!r}: models.backbone_runs must be an integer in 1..n_runs ({n}), got {k!r}")
+    return range(k)
+
+def profile_configs(profile: str) -> list:
+    "Every (arch, dropout, run) `profile` trains: its architectures x their dropout rates x their runs."
+    return [(a, p, r) for a in profile_architectures(profile) for p in arch_dropouts(a, profile) for r in arch_runs(a, profile)]
+
+def trained_dropout(arch: str, dropout: float, profile: str) -> float:
+    "`dropout` if `profile` trains `arch` at it, else the nearest rate it does train (the larger one on a tie)."
+    ps = arch_dropouts(arch, profile)
+    return min(ps, key=lambda p: (abs(p - float(dropout)), -p))
+
+def model_settings(arch: str, dropout: float, profile: str) -> dict:
+    "The constructor arguments of `arch` in `profile` (input size and widths from the `models` section, `<prefix>_input`, ...)."
+    mp, k = get_profile(profile).models, _registered(arch)["settings"]
+    s = dict(arch=arch, dropout=float(dropout), input_size=int(mp[f"{k}_input"]))
+    if k == "lenet": return dict(s, width=1.0)
+    return dict(s, width=float(mp[f"{k}_width"]), fc_width=float(mp[f"{k}_fc_width"]))
+
+@functools.lru_cache(maxsize=None)
+def _cam_grid(arch, input_size, width, fc_width):
+    "(Grad-CAM layer name, its output map h x w) of a backbone at these sizes."
+    m = build_model(arch, 0.0, input_size, width, fc_width=fc_width)
+    return m.cam_layer_name, m.last_conv_shape[1:]
 
 def model_note(profile: str) -> str:
     "One line saying how the profile's networks differ from the paper's (for every table and figure)."
@@ -238,7 +323,15 @@ def model_note(profile: str) -> str:
     m = ((m - 3) // 2 + 1 - 3) // 2 + 1
     a = f"AlexNet {mp.alexnet_input} px (last conv {m} x {m}), conv width x{mp.alexnet_width}, FC width x{mp.alexnet_fc_width}"
     a += "" if (mp.alexnet_input, mp.alexnet_width, mp.alexnet_fc_width) == (224, 1.0, 1.0) else " (paper: 224 px, 13 x 13, x1, x1)"
-    return f"{a}; LeNet5 {mp.lenet_input} px; {mp.n_runs} run(s) (paper: 15); T = {mp.vi_samples} VI samples"
+    a += f"; LeNet5 {mp.lenet_input} px"
+    for arch in [x for x in profile_architectures(profile) if _registered(x)["settings"] == "backbone"]:
+        s = model_settings(arch, 0.0, profile)
+        layer, (h, w) = _cam_grid(arch, s["input_size"], s["width"], s["fc_width"])
+        a += (f"; {display_name(arch)} {s['input_size']} px (Grad-CAM {layer} {h} x {w}), width x{s['width']}, "
+              f"FC width x{s['fc_width']}, p = {'/'.join(f'{p:g}' for p in arch_dropouts(arch, profile))}, "
+              f"{len(arch_runs(arch, profile))} run(s)")
+        a += "" if (s["input_size"], s["width"], s["fc_width"]) == (224, 1.0, 1.0) else " (paper: 224 px, x1, x1)"
+    return f"{a}; {mp.n_runs} run(s) (paper: 15); T = {mp.vi_samples} VI samples"
 
 @contextlib.contextmanager
 def cpu_threads(n: int, device):
@@ -366,12 +459,14 @@ def train_model(model, x_train, y_train, x_val, y_val, *, max_epochs: int, patie
                          plateau_loss(getattr(model, "n_classes", 4), plateau_margin))
     hist = {"train_loss": [], "val_loss": [], "val_acc": [], "lr": [], "seconds": []}
     best_state = None
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     bar = progress_bar(total=max_epochs, desc=desc, leave=False, disable=not progress)
     with _seeded_dropout(model, _dropout_generator(seed, dev)):
         while not stop.stopped:
             t0 = time.perf_counter(); model.train(); tot = 0.0; cur = lr * stop.lr_scale
             for g in opt.param_groups: g["lr"] = cur
             for b in torch.randperm(len(xt), generator=gen).split(batch_size):
+                if has_bn and len(b) < 2: continue          # BatchNorm cannot normalise a batch of one patch
                 b = b.to(dev)
                 opt.zero_grad(set_to_none=True)
                 loss = F.cross_entropy(model(xt[b]), yt[b])
@@ -529,13 +624,23 @@ def _info(blob, want, path):
                 stop=json.loads(blob["stop_json"]), seed=want["seed"], path=str(path))
 
 def _fit_chunk(settings, splits, images, labels, device, threads, progress=False, desc="training"):
-    """Build (seeded) and train the networks of `settings` (one `_train_settings` dict each, one architecture) side by
-    side; returns [(state_dict on the CPU, history, stop)]. Runs in a worker process when training in parallel."""
+    """Build (seeded) and train the networks of `settings` (one `_train_settings` dict each, one architecture): side by
+    side (`train_many`) for a wide architecture, one after the other (`train_model`) for the others; returns
+    [(state_dict on the CPU, history, stop)]. Runs in a worker process when training in parallel."""
     dev = torch.device(device)
     models = []
     for w in settings:
         torch.manual_seed(w["seed"]); models.append(build_model(**w["model"]))
     w0 = settings[0]
+    if not is_wide(w0["model"]["arch"]):
+        res = []
+        with cpu_threads(threads, dev):
+            for m, w, sp in zip(models, settings, splits):
+                tr, va = np.asarray(sp["train"]), np.asarray(sp["val"])
+                res.append(train_model(m, images[tr], labels[tr], images[va], labels[va], seed=w["seed"], device=dev,
+                                       batch_size=w["batch_size"], lr=w["lr"], progress=progress, desc=desc,
+                                       plateau_margin=w.get("plateau_margin", 0.0), **{k: w[k] for k in _STOP_KEYS}))
+        return [({k: v.cpu() for k, v in m.state_dict().items()}, h, s) for m, (h, s) in zip(models, res)]
     with cpu_threads(threads, dev):
         res = train_many(models, images, labels, splits, [w["seed"] for w in settings], batch_size=w0["batch_size"],
                          lr=w0["lr"], device=dev, progress=progress, desc=desc,
@@ -574,12 +679,13 @@ def fit_chunks(chunks, images, labels, device, threads: int = 1, workers: int = 
     return out
 
 def _chunks(configs, group, workers):
-    "Configs of one architecture in groups of <= `group`, split so that `workers` processes get similar shares."
+    """Configs of one architecture in groups of <= `group` (of 1 for an architecture that is not wide), split so that
+    `workers` processes get similar shares."""
     out = []
     for arch in ARCHITECTURES:
         mine = [c for c in configs if c[0] == arch]
         if not mine: continue
-        k = max(1, min(int(group), -(-len(mine) // max(1, workers))))
+        k = max(1, min(int(group), -(-len(mine) // max(1, workers)))) if is_wide(arch) else 1
         out += [mine[i:i + k] for i in range(0, len(mine), k)]
     return out
 
@@ -713,7 +819,7 @@ def table1_runs(predictions: dict, split: str = "test") -> pd.DataFrame:
         d = pred[split]
         for vi, metric in [(False, "—")] + ([(True, m) for m in VI_METRICS] if p > 0 else []):
             yhat = predicted_classes(d, vi, metric)
-            rows.append(dict(arch=arch, model={"lenet5": "LeNet5", "alexnet": "AlexNet"}[arch], dropout=p, run=r, vi=vi,
+            rows.append(dict(arch=arch, model=display_name(arch), dropout=p, run=r, vi=vi,
                              metric=metric, **classification_metrics(d["label"], yhat),
                              accuracy_true=float((yhat == d["true_label"]).mean()), n_test=len(d["label"])))
     return pd.DataFrame(rows)

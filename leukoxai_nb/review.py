@@ -251,7 +251,7 @@ def build_queues(profile: str, dataset: str = "synthetic-qpi", arch: str | None 
     arch = arch or prof.models.architectures[0]
     if arch not in prof.models.architectures:
         raise ValueError(f"arch {arch!r} is not trained by profile {profile!r} ({list(prof.models.architectures)})")
-    p = calibration.chosen_dropout(arch, prof.models.dropouts, vi=True)
+    p = calibration.chosen_dropout(arch, models.arch_dropouts(arch, profile), vi=True)
     ds = datasets.load_dataset(dataset, profile, seed=seed); out = datasets.load_outliers(dataset, profile, seed=seed)
     dev = core.get_device(device)
     model, info = models.get_trained(arch, p, run, profile, dataset, device=dev, seed=seed, progress=progress)
