@@ -9,7 +9,8 @@ network, plain Adam, `cpu_threads` from the profile). Ratios are printed last.
     .venv/bin/python bench/train_bench.py [--profile quick] [--epochs 2] [--rounds 2] [--modes 1x1,1x2,2x1]
 
 Mode PxT = P processes (`train_workers`) of T torch threads each; each process trains up to `train_group` networks
-side by side. The old loop runs in this process with the profile's `cpu_threads`.
+side by side; PxTgG trains groups of G instead (g1: one network per job, as the quick profile trains AlexNet,
+`alexnet_train_group`). The old loop runs in this process with the profile's `cpu_threads`.
 """
 import argparse, statistics, time
 import numpy as np, torch
@@ -66,25 +67,27 @@ def grid(arch, profile, ds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="quick"); ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=2); ap.add_argument("--modes", default="1x1,1x2,2x1",
+    ap.add_argument("--rounds", type=int, default=2); ap.add_argument("--modes", default="1x1,1x2,2x1,2x1g1",
                     help="wide-trainer modes PROCESSESxTHREADS; the book's quick profile uses train_workers x cpu_threads")
     ap.add_argument("--archs", default="lenet5,alexnet"); ap.add_argument("--device", default="auto")
     a = ap.parse_args()
     from leukoxai_nb.datasets import load_dataset
     dev = get_device(a.device); mp = get_profile(a.profile).models
     ds = load_dataset("synthetic-qpi", a.profile)
-    modes = [(f"wide_{w}p{t}t", w, t) for w, t in (m.split("x") for m in a.modes.split(","))]
-    modes = [(n, int(w), int(t)) for n, w, t in modes]
+    modes = []
+    for m in a.modes.split(","):
+        w, rest = m.split("x"); t, _, g = rest.partition("g")
+        modes.append((f"wide_{w}p{t}t" + (f"g{g}" if g else ""), int(w), int(t), int(g) if g else None))
     E = a.epochs; kw = dict(max_epochs=E, patience=E + 1, batch_size=int(mp.batch_size), lr=float(mp.lr))
     stop_kw = dict(min_delta=0.0, lr_patience=0, lr_factor=1.0)
     base_threads = int(mp.cpu_threads) or torch.get_num_threads()
     print(f"profile {a.profile}: {M.model_note(a.profile)}; device {dev}; {E} epochs, {a.rounds} interleaved rounds; "
-          f"old loop at {base_threads} thread(s) (profile cpu_threads), wide trainer modes {[n for n, _, _ in modes]}, "
-          f"train_group {mp.train_group}")
+          f"old loop at {base_threads} thread(s) (profile cpu_threads), wide trainer modes {[n for n, _, _, _ in modes]}, "
+          f"train_group {mp.train_group}, alexnet_train_group {mp.alexnet_train_group}")
     ratios, pools = [], {}
     import multiprocessing as mproc
     from concurrent.futures import ProcessPoolExecutor
-    for _, w, _ in modes:          # worker processes started (and warmed) once, outside the timings, as in the book
+    for _, w, _, _ in modes:          # worker processes started (and warmed) once, outside the timings, as in the book
         if w > 1 and w not in pools:
             t0 = time.perf_counter(); pools[w] = ProcessPoolExecutor(w, mp_context=mproc.get_context("spawn"))
             list(pools[w].map(_warm, range(w)))
@@ -92,7 +95,7 @@ def main():
     for arch in a.archs.split(","):
         cfg, splits, fresh = grid(arch, a.profile, ds)
         n_img = sum(len(s["train"]) for s in splits) * E
-        times = {"old": []} | {name: [] for name, _, _ in modes}
+        times = {"old": []} | {name: [] for name, _, _, _ in modes}
         for rnd in range(a.rounds):
             torch.set_num_threads(base_threads)
             t0 = time.perf_counter()
@@ -100,9 +103,9 @@ def main():
                 old_train_model(m, ds.images[sp["train"]], ds.label[sp["train"]], ds.images[sp["val"]],
                                 ds.label[sp["val"]], seed=M.run_seed(r), device=dev, **kw)
             times["old"].append(time.perf_counter() - t0)
-            for name, workers, t in modes:
+            for name, workers, t, g in modes:
                 st = [dict(model=M.model_settings(arch, p, a.profile), seed=M.run_seed(r), **kw, **stop_kw) for p, r in cfg]
-                k = max(1, min(int(mp.train_group), -(-len(cfg) // workers)))
+                k = max(1, min(int(g or mp.train_group), -(-len(cfg) // workers)))
                 chunks = [(st[i:i + k], splits[i:i + k]) for i in range(0, len(cfg), k)]
                 t0 = time.perf_counter()
                 M.fit_chunks(chunks, ds.images, ds.label, dev, threads=t, workers=workers, progress=False,

@@ -680,12 +680,13 @@ def fit_chunks(chunks, images, labels, device, threads: int = 1, workers: int = 
 
 def _chunks(configs, group, workers):
     """Configs of one architecture in groups of <= `group` (of 1 for an architecture that is not wide), split so that
-    `workers` processes get similar shares."""
+    `workers` processes get similar shares. `group`: one number, or {arch: number} with a "default" entry."""
     out = []
     for arch in ARCHITECTURES:
         mine = [c for c in configs if c[0] == arch]
         if not mine: continue
-        k = max(1, min(int(group), -(-len(mine) // max(1, workers)))) if is_wide(arch) else 1
+        g = (group.get(arch, group["default"]) if isinstance(group, dict) else group)
+        k = max(1, min(int(g), -(-len(mine) // max(1, workers)))) if is_wide(arch) else 1
         out += [mine[i:i + k] for i in range(0, len(mine), k)]
     return out
 
@@ -693,7 +694,7 @@ def _train_and_save(configs, profile, dataset, dev, seed, progress):
     "Train the (arch, dropout, run) configs (side by side per architecture, in `train_workers` processes) and cache each."
     ds, digest = _dataset(dataset, profile)
     mp_ = get_profile(profile).models
-    groups = _chunks(configs, mp_.train_group, int(mp_.train_workers))
+    groups = _chunks(configs, dict(default=int(mp_.train_group), alexnet=int(mp_.alexnet_train_group)), int(mp_.train_workers))
     chunks = []
     for g in groups:
         wants = [_train_settings(a, p, r, profile, dataset, seed, digest) for a, p, r in g]
