@@ -71,7 +71,7 @@ def default_classes() -> dict:
                                      f"size {size}; RI {ri}; bilobed, granules 0.5-1 µm {atlas}; refractile (de Grooth et al. 1987)"),
     }
 
-# %% ../nbs/80_phantom.ipynb #cc79572c
+# %% ../nbs/80_phantom.ipynb #e4116b2e
 def default_outlier_params() -> dict:
     "Parameters of the non-leukocyte object kinds."
     return {
@@ -85,6 +85,7 @@ def default_outlier_params() -> dict:
         "defocused": dict(dz_um=(10.0, 30.0), ring_reach=0.45),
     }
 
+# %% ../nbs/80_phantom.ipynb #474a2804
 def default_contamination() -> dict:
     "Which classes contaminate the isolation of each class: shares among the impure cells (assumed; see the card)."
     return {"monocyte": {"lymphocyte": 0.6, "neutrophil": 0.3, "eosinophil": 0.1},
@@ -92,6 +93,7 @@ def default_contamination() -> dict:
             "neutrophil": {"eosinophil": 0.7, "monocyte": 0.15, "lymphocyte": 0.15},
             "eosinophil": {"neutrophil": 0.8, "lymphocyte": 0.1, "monocyte": 0.1}}
 
+# %% ../nbs/80_phantom.ipynb #c6f5ac8b
 def default_background() -> dict:
     "Settings of the static background pattern (rad, px) and of the per-frame noise."
     return dict(tilt_rad=0.8, curvature_rad=0.3, n_fringe_sets=2, fringe_rad=(0.05, 0.2),
@@ -230,7 +232,7 @@ def truncated_normal(rng: np.random.Generator, mean, sd, lo, hi, n: int) -> np.n
         x[bad] = rng.normal(mean, sd, int(bad.sum()))
     return np.clip(x, lo, hi)
 
-# %% ../nbs/80_phantom.ipynb #8c19d354
+# %% ../nbs/80_phantom.ipynb #8dc04e00
 def _sample_body(b: CellBatch, idx, diameter, aspect_sd, rng):
     m = len(idx); R = diameter / 2
     e = 1 + np.minimum(np.abs(rng.normal(0, aspect_sd, m)), 4 * aspect_sd)
@@ -238,6 +240,7 @@ def _sample_body(b: CellBatch, idx, diameter, aspect_sd, rng):
     b.c[idx] = R * (1 + rng.normal(0, aspect_sd / 2, m))
     b.theta[idx] = rng.uniform(0, np.pi, m)
 
+# %% ../nbs/80_phantom.ipynb #9bfe6bcb
 def _nucleus_round(b, idx, p, rng):
     m = len(idx); R = np.sqrt(b.a[idx] * b.b[idx]); inner = np.minimum(np.minimum(b.a[idx], b.b[idx]), b.c[idx])
     rn = np.minimum(p.nucleus_size * R * (1 + rng.normal(0, 0.04, m)), inner - 0.25)
@@ -249,6 +252,7 @@ def _nucleus_round(b, idx, p, rng):
     b.lobes[idx, 0] = np.stack([off * np.cos(ang), off * np.sin(ang), la, lb, rn, rng.uniform(0, np.pi, m)], 1)
     b.n_lobes[idx] = 1
 
+# %% ../nbs/80_phantom.ipynb #f712c032
 def _nucleus_kidney(b, idx, p, rng):
     m = len(idx); R = np.sqrt(b.a[idx] * b.b[idx]); inner = np.minimum(np.minimum(b.a[idx], b.b[idx]), b.c[idx])
     A = np.minimum(p.nucleus_size * R * (1 + rng.normal(0, 0.05, m)), inner - 0.3)
@@ -264,6 +268,7 @@ def _nucleus_kidney(b, idx, p, rng):
     b.n_lobes[idx] = 1
     b.notch[idx] = np.stack([cx + nx * dist, cy + ny * dist, rn], 1)
 
+# %% ../nbs/80_phantom.ipynb #48d32d0a
 def _nucleus_lobed(b, idx, p, rng):
     m = len(idx); R = np.sqrt(b.a[idx] * b.b[idx]); inner = np.minimum(np.minimum(b.a[idx], b.b[idx]), b.c[idx])
     ns, ps = zip(*p.lobe_probs)
@@ -299,7 +304,7 @@ def _nucleus_lobed(b, idx, p, rng):
 
 _NUCLEUS = {"round": _nucleus_round, "kidney": _nucleus_kidney, "lobed": _nucleus_lobed}
 
-# %% ../nbs/80_phantom.ipynb #1b2d3700
+# %% ../nbs/80_phantom.ipynb #e75fb6e1
 def _in_nucleus(b: CellBatch, cell, x, y, z, pad):
     "Whether 3-D points (µm, cell frame) of rows `cell` lie inside (or within `pad` of) the nucleus."
     lob = b.lobes[cell]                                            # (G, K, 6)
@@ -315,6 +320,7 @@ def _in_nucleus(b: CellBatch, cell, x, y, z, pad):
     in_notch = (nt[:, 2] > 0) & ((x - nt[:, 0]) ** 2 + (y - nt[:, 1]) ** 2 + (z / NOTCH_HEIGHT) ** 2 < rn ** 2)
     return inside & ~in_notch
 
+# %% ../nbs/80_phantom.ipynb #7b76e02a
 def add_granules(b: CellBatch, idx, counts, radius_um, dn, rng, outside_nucleus=True):
     "Append granules to rows `idx` of `b` (counts per row), uniform in the cell body, outside the nucleus."
     counts = np.asarray(counts, np.int64)
@@ -370,7 +376,7 @@ def sample_leukocytes(names, params: dict, rng: np.random.Generator, config: Pha
     if unknown: raise ValueError(f"sample_leukocytes: unknown class names {sorted(unknown)}; expected {CLASSES}")
     return b
 
-# %% ../nbs/80_phantom.ipynb #86574013
+# %% ../nbs/80_phantom.ipynb #9422fd72
 def sample_erythrocytes(n: int, p: dict, rng: np.random.Generator) -> CellBatch:
     "Biconcave discs (Evans & Fung profile), tilted by up to `max_tilt_deg`."
     b = CellBatch.empty(n)
@@ -381,6 +387,7 @@ def sample_erythrocytes(n: int, p: dict, rng: np.random.Generator) -> CellBatch:
     b.dn_body[:] = p["dn"] * np.clip(1 + rng.normal(0, p["dn_sd_rel"], n), 0.7, 1.3)
     return b
 
+# %% ../nbs/80_phantom.ipynb #cc672ad6
 def sample_thrombocytes(n: int, p: dict, rng: np.random.Generator) -> CellBatch:
     "Small discoid ellipsoids with a few granules."
     b = CellBatch.empty(n)
@@ -393,7 +400,7 @@ def sample_thrombocytes(n: int, p: dict, rng: np.random.Generator) -> CellBatch:
                  outside_nucleus=False)
     return b
 
-# %% ../nbs/80_phantom.ipynb #024b1801
+# %% ../nbs/80_phantom.ipynb #b6cb2eeb
 def make_ruptured(b: CellBatch, idx, p: dict, rng: np.random.Generator):
     "Turn rows `idx` of a leukocyte batch into ruptured cells: irregular outline, content loss, a leak plume."
     m = len(idx)
@@ -407,6 +414,7 @@ def make_ruptured(b: CellBatch, idx, p: dict, rng: np.random.Generator):
     b.leak[idx] = np.stack([rng.uniform(*p["leak_rad"], m), dist * np.cos(ang), dist * np.sin(ang),
                             rng.uniform(sx0, sx1, m), rng.uniform(sy0, sy1, m), ang], 1)
 
+# %% ../nbs/80_phantom.ipynb #39985154
 def make_defocused(b: CellBatch, idx, p: dict, rng: np.random.Generator):
     "Turn rows `idx` of a leukocyte batch into defocused cells: a focus offset |Δz| in `dz_um`, propagated like every cell's."
     m = len(idx)
@@ -582,7 +590,7 @@ def make_background(config: PhantomConfig, rng: np.random.Generator) -> np.ndarr
         bg += rng.uniform(*p["speck_rad"]) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
     return bg.astype(np.float32)
 
-# %% ../nbs/80_phantom.ipynb #e2460754
+# %% ../nbs/80_phantom.ipynb #d2a5970a
 @dataclass
 class Recording:
     "Raw frames of a simulated recording and their ground truth (see the data contract)."
@@ -596,6 +604,7 @@ class Recording:
 
     def __len__(self): return len(self.frames)
 
+# %% ../nbs/80_phantom.ipynb #5726047c
 OBJECT_COLUMNS = ("object_id", "frame", "y", "x", "kind", "true_class", "label", "donor", "diameter_um",
                   "n_cells", "source_class", "optical_volume_um3", "peak_phase_rad", "focus_dz_um")
 
@@ -634,7 +643,7 @@ def _check_args(n_frames, seed, donor, cells_per_frame, composition, label_noise
         raise ValueError(f"composition weights must be finite, >= 0 and not all 0, got {composition!r}")
     return w / w.sum()
 
-# %% ../nbs/80_phantom.ipynb #d3780b67
+# %% ../nbs/80_phantom.ipynb #55d6b26d
 def _place(radii, margins, shape, gap, rng, tries=40):
     "Random centres (y, x) for objects of exclusion `radii` (px), `margins` from the border, at least `gap` apart."
     n = len(radii); pos = np.zeros((n, 2)); placed = []
@@ -652,6 +661,7 @@ def _place(radii, margins, shape, gap, rng, tries=40):
             raise RuntimeError(f"could not place {n} objects in a frame of {shape} px; lower cells_per_frame")
     return pos
 
+# %% ../nbs/80_phantom.ipynb #1155601d
 def _aggregate_offsets(R, ncells, overlap, rng):
     "Centres (µm, relative to the aggregate's centroid) of touching cells of radii R."
     pts = [np.zeros(2)]
@@ -801,7 +811,7 @@ def _simulate_frame(fi, seed, donor, cells_per_frame, kind_p, label_noise, confi
                 focus_dz_um=fdz)
     return rows
 
-# %% ../nbs/80_phantom.ipynb #6bf68f4a
+# %% ../nbs/80_phantom.ipynb #220232ee
 def iter_recording(n_frames: int, *, seed: int, donor: int, cells_per_frame: int, composition: dict | None = None,
                    label_noise: float = 0.05, config: PhantomConfig | None = None, chunk: int = 100,
                    progress: bool = False, isolated_class: str | None = None) -> Iterator[Recording]:
@@ -829,6 +839,7 @@ def iter_recording(n_frames: int, *, seed: int, donor: int, cells_per_frame: int
         yield Recording(frames, inst, reg, objects, bg, config, first_frame=start)
     if bar is not None: bar.close()
 
+# %% ../nbs/80_phantom.ipynb #2ae0f79d
 def simulate_recording(n_frames: int, *, seed: int, donor: int, cells_per_frame: int, composition: dict | None = None,
                        label_noise: float = 0.05, config: PhantomConfig | None = None, chunk: int = 100,
                        progress: bool = False, isolated_class: str | None = None) -> Recording:
