@@ -15,7 +15,7 @@ __all__ = ['CLASSES', 'REGIONS', 'PROFILE_NAMES', 'FIGURE_INDEX', 'PROGRESS_MODE
            'results_root', 'ResultsNotWritable', 'results_path', 'atomic_path', 'CorruptArtifact', 'save_npz',
            'load_npz', 'read_cache', 'save_json', 'sha256_file', 'sha256_arrays', 'save_table', 'save_figure',
            'data_label', 'in_kernel', 'current_chapter', 'chapter_number', 'figure_index', 'figure_caption',
-           'FigurePath', 'finish_figure', 'progress_mode', 'progress', 'seed_everything', 'get_device']
+           'FigurePath', 'fit_suptitle', 'finish_figure', 'progress_mode', 'progress', 'seed_everything', 'get_device']
 
 # %% ../nbs/90_core.ipynb #d0fdfa62
 CLASSES = ("monocyte", "lymphocyte", "neutrophil", "eosinophil")
@@ -178,7 +178,7 @@ def data_label(dataset: str, profile: str) -> str:
     return f"data: {kind}; profile: {profile}"
 
 # %% ../nbs/90_core.ipynb #7d0ee0c9
-import re as _re, time as _time
+import re as _re, time as _time, textwrap as _textwrap
 
 FIGURE_INDEX = "index.json"
 "File under `results/<profile>/figures/` that lists every figure finished with `finish_figure`."
@@ -221,6 +221,22 @@ class FigurePath(type(Path())):
     "The path of a saved figure; as the last expression of a cell it displays nothing (the figure is already shown)."
     def _ipython_display_(self): pass
 
+def fit_suptitle(fig):
+    """Wrap a figure's suptitle (data and profile line, network sizes) to the figure's width and make room for it, so
+    that a long title does not widen the saved image far beyond its axes (`bbox_inches="tight"` keeps all text)."""
+    st = getattr(fig, "_suptitle", None)
+    if st is None or not st.get_text(): return fig
+    size = st.get_fontsize(); width = max(30, int(fig.get_figwidth() * 72 / (0.52 * size)))
+    lines = [w for l in st.get_text().split("\n") for w in (_textwrap.wrap(l, width) or [""])]
+    if len(lines) == len(st.get_text().split("\n")): return fig          # it fits already
+    st.set_text("\n".join(lines))
+    if fig.get_layout_engine() is None:                                      # the chapters' tight_layout, redone with room
+        top = 1 - (len(lines) * size * 1.35 / 72 + 0.1) / fig.get_figheight()
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore"); fig.tight_layout(rect=(0, 0, 1, max(0.5, top)))
+    return fig
+
 def finish_figure(fig, profile: str, name: str, caption: str, paper_figure=None, chapter: str | None = None,
                   dpi: int = 110, show: bool | None = None) -> Path:
     "Save `fig` as PNG and SVG under `results/<profile>/figures/`, index it with its caption, show it in a kernel, close it."
@@ -228,6 +244,7 @@ def finish_figure(fig, profile: str, name: str, caption: str, paper_figure=None,
         raise ValueError(f"figure name {name!r}: use letters, digits and _ . + - only (it becomes a file name and an anchor)")
     if not isinstance(caption, str) or not caption.strip():
         raise ValueError(f"figure {name!r}: a caption is required (what is shown, which data and profile)")
+    fit_suptitle(fig)
     png = save_figure(fig, profile, name, dpi)
     svg = results_path(profile, "figures", f"{name}.svg")
     with atomic_path(svg) as tmp: fig.savefig(tmp, format="svg", bbox_inches="tight")

@@ -964,7 +964,7 @@ def background_removal_runs(configs, profile: str, other_background, dataset: st
         for v, x in var.items():
             hit = freq_logits(model, x[idx]).argmax(1).numpy() == y
             for cls, sel in [("all", np.ones(len(y), bool))] + [(c, y == k) for k, c in enumerate(CLASSES)]:
-                rows.append(dict(arch=a, model={"lenet5": "LeNet5", "alexnet": "AlexNet"}.get(a, a), dropout=float(p), run=int(r),
+                rows.append(dict(arch=a, model=display_name(a), dropout=float(p), run=int(r),
                                  variant=v, **{"class": cls}, n=int(sel.sum()), accuracy=float(hit[sel].mean()) if sel.any() else np.nan,
                                  changed=float(changed[v][idx][sel].mean()) if sel.any() else np.nan))
     return pd.DataFrame(rows)

@@ -44,3 +44,22 @@ def test_appendix_checks_every_export_cell(path):
     assert exports, f"{path.name}: no export cells"
     unchecked = [i for i in exports if not any(c.cell_type == "code" and _CHECK.search(c.source) for c in cells[i + 1:i + 3])]
     assert not unchecked, f"{path.name}: export cells {unchecked} have no check (test_eq/test_close/test_fail/assert) within two cells"
+
+
+# IPython rebinds these after every cell (input/output history), so a notebook that assigns one works under
+# nbdev_test (no history) and breaks in JupyterLab and papermill (seen: `_i = np.arange(4)` in 80_phantom).
+_IPYTHON_HISTORY = re.compile(r"(?:^|[;\s])(_i{1,3}|_i\d+|_ih|_oh|_dh|_\d+|__|___)\s*(?:=(?!=)|,[^=]*=(?!=))", re.M)
+
+@pytest.mark.parametrize("path", sorted((ROOT / "nbs").glob("*.ipynb")), ids=lambda p: p.name)
+def test_no_cell_assigns_an_ipython_history_name(path):
+    nb = nbformat.read(path, as_version=4)
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code": continue
+        m = _IPYTHON_HISTORY.search(c.source)
+        assert m is None, f"{path.name} cell {i}: assigns {m.group(1)!r}, a name IPython rebinds after every cell"
+
+
+def test_ipython_history_pattern():
+    assert _IPYTHON_HISTORY.search("_b = f(); _i = np.arange(4)") and _IPYTHON_HISTORY.search("_ii, x = 1, 2")
+    assert not _IPYTHON_HISTORY.search("_ix = np.arange(4)") and not _IPYTHON_HISTORY.search("for _, q in x: pass")
+    assert not _IPYTHON_HISTORY.search("if _i == 3: pass")
