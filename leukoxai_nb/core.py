@@ -231,7 +231,7 @@ def fit_suptitle(fig):
     if len(lines) == len(st.get_text().split("\n")): return fig          # it fits already
     st.set_text("\n".join(lines))
     if fig.get_layout_engine() is None:                                      # the chapters' tight_layout, redone with room
-        top = 1 - (len(lines) * size * 1.35 / 72 + 0.1) / fig.get_figheight()
+        top = 1 - (len(lines) * size * 1.45 / 72 + 0.3) / fig.get_figheight()   # + room for the axes titles
         import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore"); fig.tight_layout(rect=(0, 0, 1, max(0.5, top)))
