@@ -31,3 +31,22 @@ def write_chapter(path, title, params, body, prose=""):
                              *[new_code_cell(b) for b in body]])
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
     write(nb, str(path))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    "Tiny networks run fastest on one thread, and a shared CPU makes multi-threaded torch very slow."
+    import torch
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def toy_data(tmp_path, monkeypatch):
+    "Results in a temporary folder and a toy PatchSet in place of load_dataset('synthetic-qpi', 'smoke')."
+    from leukoxai_nb import models as M
+    monkeypatch.setenv("LEUKOXAI_RESULTS", str(tmp_path))
+    toy = M.ToyPatchSet(n_per_class=24, n_donor_test=12, seed=0)
+    monkeypatch.setitem(M._DATA, ("synthetic-qpi", "smoke"), (toy, "toy-digest"))
+    return toy

@@ -11,20 +11,7 @@ from leukoxai_nb import models as M
 from leukoxai_nb import backbones as B
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture
-def toy_data(tmp_path, monkeypatch):
-    "Results in a temporary folder and a toy PatchSet in place of load_dataset('synthetic-qpi', 'smoke')."
-    monkeypatch.setenv("LEUKOXAI_RESULTS", str(tmp_path))
-    toy = M.ToyPatchSet(n_per_class=24, n_donor_test=12, seed=0)
-    monkeypatch.setitem(M._DATA, ("synthetic-qpi", "smoke"), (toy, "toy-digest"))
-    return toy
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # fixtures one_torch_thread, toy_data: conftest.py
 
 
 def _profiles_with(**models_keys):
