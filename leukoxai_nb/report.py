@@ -148,16 +148,21 @@ def glossary_terms(path) -> list[dict]:
     return out
 
 def link_glossary(text: str, terms: list[dict], used: set) -> str:
-    "Link the first use on a page (`used` holds the terms already linked) of each glossary term to glossary.html."
+    """Link the first use on a page (`used` holds the terms already linked) of each glossary term to glossary.html.
+    Matches are found in the text as it was: a term inside another term's new link (its text or its title) is not
+    linked again, so links never nest."""
     def fn(s):
+        spans = []                                       # (start, end, markdown link) in the original text
         for t in terms:
             if t["id"] in used: continue
             alts = sorted([t["term"]] + t["aka"], key=len, reverse=True)
             flags = 0 if any(ch.isupper() for ch in t["term"]) else re.I     # QPI, LIME: exact case; words: any case
-            m = re.search(r"(?<![\w-])(" + "|".join(re.escape(a) for a in alts) + r")(?![\w-])", s, flags)
-            if m:
+            for m in re.finditer(r"(?<![\w-])(" + "|".join(re.escape(a) for a in alts) + r")(?![\w-])", s, flags):
+                if any(m.start() < e and m.end() > b for b, e, _ in spans): continue
                 used.add(t["id"])
-                s = s[:m.start()] + f"[{m.group(0)}](glossary.html#{t['id']} \"{html.escape(t['text'][:120])}\")" + s[m.end():]
+                spans.append((m.start(), m.end(), f"[{m.group(0)}](glossary.html#{t['id']} \"{html.escape(t['text'][:120])}\")"))
+                break
+        for b, e, link in sorted(spans, reverse=True): s = s[:b] + link + s[e:]
         return s
     return _outside_protected(text, fn)
 
