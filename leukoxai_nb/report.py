@@ -13,10 +13,10 @@ from .runner import chapter_list, appendix_list, book_dir, book_config
 # %% auto #0
 __all__ = ['executed_chapters', 'appendix_pages', 'chapter_title', 'load_provenance', 'read_bib', 'cite_label',
            'format_reference', 'link_citations', 'link_figure_refs', 'glossary_terms', 'link_glossary', 'code_names',
-           'has_rich_output', 'fold_decision', 'clean_outputs', 'figure_numbers', 'prepare_notebook',
-           'notebook_to_html', 'strip_directives', 'nav_html', 'search_entries', 'chapter_box', 'glossary_html',
-           'references_html', 'provenance_html', 'render_html_book', 'render_quarto_book', 'write_landing',
-           'render_book']
+           'has_rich_output', 'fold_decision', 'clean_outputs', 'figure_numbers', 'pandoc_link_attrs',
+           'prepare_notebook', 'notebook_to_html', 'strip_directives', 'nav_html', 'search_entries', 'chapter_box',
+           'glossary_html', 'references_html', 'provenance_html', 'render_html_book', 'render_quarto_book',
+           'write_landing', 'render_book']
 
 # %% ../nbs/94_report.ipynb #4cfa8854
 def executed_chapters(profile: str, root=None) -> list[Path]:
@@ -263,6 +263,13 @@ def figure_numbers(chapters: list[Path]) -> dict:
                     k += 1; out[name] = (f"{c.stem}.html", f"{num}.{k}" if num is not None else str(k))
     return out
 
+_PANDOC_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)\{([^}]*)\}")
+
+def pandoc_link_attrs(md: str) -> str:
+    """Pandoc's `[text](url){attrs}` (show_doc's source link) as a plain markdown link: the HTML back end's markdown
+    renderer knows no attribute blocks and would print `{target=...}` (it also drops raw anchors in outputs)."""
+    return _PANDOC_LINK.sub(lambda m: f"[{m.group(1)}]({m.group(2)})", md)
+
 def prepare_notebook(nb, figures: dict, index: dict, bib: dict, terms: list, box: str = "", report: dict | None = None):
     "The executed notebook as the book shows it: folds marked, outputs cleaned, figures numbered, refs and terms linked."
     report = report if report is not None else {}
@@ -279,6 +286,9 @@ def prepare_notebook(nb, figures: dict, index: dict, bib: dict, terms: list, box
                     _, number = figures.get(name, ("", "?"))
                     o = {"output_type": "display_data", "metadata": {},
                          "data": {"text/html": _figure_html(o, name, number, index.get(name, {}))}}
+                elif "text/markdown" in o.get("data", {}):
+                    md = o["data"]["text/markdown"]; md = "".join(md) if isinstance(md, list) else md
+                    o = {**o, "data": {**o["data"], "text/markdown": pandoc_link_attrs(md)}}
                 outs.append(o)
             cell.outputs = outs
             cell.source = "\n".join(l for l in cell.source.splitlines() if not l.lstrip().startswith("#|"))
