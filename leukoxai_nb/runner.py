@@ -4,7 +4,8 @@
 
 # %% ../nbs/93_runner.ipynb #563fc11c
 from __future__ import annotations
-import os, sys, time, json, subprocess, platform, contextlib
+import os, sys, time, json, subprocess, platform, contextlib, multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor, wait, FIRST_COMPLETED
 from pathlib import Path
 from importlib import metadata
 import yaml
@@ -14,7 +15,7 @@ from .core import project_root, results_path, save_json, sha256_file, PROFILE_NA
 __all__ = ['KEY_PACKAGES', 'book_config', 'chapter_list', 'appendix_list', 'select_chapters', 'chapter_parameters', 'parse_value',
            'check_parameters', 'git_state', 'package_versions', 'artifact_digests', 'write_provenance',
            'failed_chapters', 'ChapterFailed', 'book_dir', 'chapter_environment', 'execute_chapter', 'check_writable',
-           'run_book']
+           'chapter_needs', 'ready_jobs', 'default_lanes', 'run_book']
 
 # %% ../nbs/93_runner.ipynb #a73691a1
 def book_config(root=None) -> dict:
@@ -170,6 +171,7 @@ class ChapterFailed(RuntimeError):
         self.chapter, self.cell, self.exc_name, self.exc_value, self.partial = chapter, cell, exc_name, exc_value, partial
         super().__init__(f"chapter {chapter} failed in cell {cell}: {exc_name}: {exc_value}\n"
                          f"partial executed notebook kept at {partial}")
+    def __reduce__(self): return ChapterFailed, (self.chapter, self.cell, self.exc_name, self.exc_value, self.partial)
 
 def book_dir(profile: str, root=None) -> Path:
     "Where the executed notebooks and the rendered report of a profile go: `_book/<profile>/`."
@@ -223,8 +225,60 @@ def _provenance_quietly(log, *args, **kw):
     try: write_provenance(*args, **kw)
     except Exception as e: log(f"warning: provenance not written ({type(e).__name__}: {e})")
 
-def run_book(profile="smoke", chapters=None, params=None, device="auto", root=None, log=print) -> dict:
-    "Run the selected chapters in book order (a whole-book run also runs the appendices); return {chapter stem: wall seconds}."
+
+# %% ../nbs/93_runner.ipynb #2be3a4c2
+def chapter_needs(stems: list[str], config: dict | None) -> dict[str, list[str]]:
+    """{chapter or appendix: the chapters among `stems` it must wait for}, from `_quarto.yml`'s `needs:` map. A chapter
+    not in the map waits for all chapters before it; the key `appendices` says what the appendices wait for (default
+    all). A need that names no chapter, or a later one, is an error naming the key and the value."""
+    config = config or {}
+    for key, want in config.items():
+        if key != "appendices" and key not in stems:
+            raise ValueError(f"_quarto.yml needs: {key!r} is not a chapter of the book; chapters: {stems}")
+        for w in want or []:
+            if w not in stems or (key != "appendices" and stems.index(w) >= stems.index(key)):
+                raise ValueError(f"_quarto.yml needs: {key}: {w!r} is not an earlier chapter; chapters: {stems}")
+    out = {s: list(config[s]) if s in config else stems[:i] for i, s in enumerate(stems)}
+    out["appendices"] = list(config.get("appendices", stems))
+    return out
+
+# %% ../nbs/93_runner.ipynb #5fdd2286
+def ready_jobs(order: list[str], needs: dict[str, list[str]], done: set, started: set) -> list[str]:
+    "The jobs of `order` not yet started whose needs are all done, in book order (what a free lane takes next)."
+    return [j for j in order if j not in started and all(n in done or n not in order for n in needs.get(j, []))]
+
+# %% ../nbs/93_runner.ipynb #66a68a6d
+def default_lanes() -> int:
+    "How many chapters run at once: `LEUKOXAI_LANES` if set, else 2 on a machine with at least 2 cores, else 1."
+    v = os.environ.get("LEUKOXAI_LANES")
+    if v is not None:
+        if not v.strip().isdigit() or int(v) < 1: raise ValueError(f"LEUKOXAI_LANES={v!r}: expected a whole number >= 1")
+        return int(v)
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+class _InlinePool:
+    "One lane: run each job at once in this process (what `--lanes 1` and the tests of a tiny book use)."
+    def __enter__(self): return self
+    def __exit__(self, *exc): return False
+    def submit(self, fn, *args):
+        f = Future(); f.set_result(fn(*args)); return f
+
+def _lane_pool(lanes: int):
+    "An executor with `lanes` worker processes (spawned: each starts clean and launches its chapter's kernel)."
+    if lanes == 1: return _InlinePool()
+    return ProcessPoolExecutor(max_workers=lanes, mp_context=multiprocessing.get_context("spawn"))
+
+def _run_job(nb: Path, out: Path, params: dict, cwd: Path) -> dict:
+    "Execute one notebook (in a lane's worker process); a failure comes back as a record, not an exception."
+    try: return dict(ok=True, dt=execute_chapter(nb, out, params, cwd=cwd))
+    except ChapterFailed as e: return dict(ok=False, failed=e)
+    except Exception as e: return dict(ok=False, failed=ChapterFailed(nb.stem, None, type(e).__name__, str(e), out))
+
+# %% ../nbs/93_runner.ipynb #8a8ba791
+def run_book(profile="smoke", chapters=None, params=None, device="auto", root=None, log=print, lanes=None) -> dict:
+    """Run the selected chapters (a whole-book run also runs the preface and the appendices), each as soon as the
+    chapters it needs are done, `lanes` at a time (default `default_lanes()`); return {chapter stem: wall seconds}
+    in book order. The first failure stops new starts; running chapters finish, then `ChapterFailed` is raised."""
     if profile not in PROFILE_NAMES: raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILE_NAMES}")
     if device not in ("auto", "cpu", "cuda"): raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
     root = Path(root or project_root())
@@ -232,29 +286,45 @@ def run_book(profile="smoke", chapters=None, params=None, device="auto", root=No
     if not selected: raise ValueError(f"no chapter notebooks found under {root/'nbs'}")
     all_params = {**(params or {}), "profile": profile, "device": device}
     per_chapter = check_parameters(selected, all_params)
+    lanes = default_lanes() if lanes is None else int(lanes)
+    if lanes < 1: raise ValueError(f"lanes must be >= 1, got {lanes}")
     os.environ.setdefault("LEUKOXAI_RESULTS", str(root / "results"))
     out_dir = book_dir(profile, root) / "notebooks"
     check_writable(results_path(profile, mkdir=False)); check_writable(out_dir)
-    times = {}
-    log(f"leukoxai run: profile={profile} device={device} chapters={[c.stem for c in selected]}")
-    preface = root / "nbs" / "index.ipynb"
-    if preface.exists(): execute_chapter(preface, out_dir / "index.ipynb", {}, cwd=root / "nbs")
-    for i, nb in enumerate(selected, 1):
-        log(f"[{i}/{len(selected)}] {nb.stem}: running")
-        try: dt = execute_chapter(nb, out_dir / nb.name, per_chapter[nb], cwd=root / "nbs", log=log)
-        except ChapterFailed as e:
-            log(f"[{i}/{len(selected)}] {nb.stem}: FAILED in cell {e.cell}: {e.exc_name}: {e.exc_value}")
-            _provenance_quietly(log, profile, all_params, device, done=times,
-                                failure=dict(chapter=nb.stem, cell=e.cell, exception=f"{e.exc_name}: {e.exc_value}", partial=str(e.partial)))
-            raise
-        times[nb.stem] = round(dt, 1)
-        write_provenance(profile, all_params, device, done={nb.stem: times[nb.stem]})
-        log(f"[{i}/{len(selected)}] {nb.stem}: done in {dt:.1f} s")
-    if not chapters:      # the whole book: the library's appendices too (fast: tiny inputs, no results caches)
-        for nb in appendix_list(root):
-            try: dt = execute_chapter(nb, out_dir / nb.name, {}, cwd=root / "nbs", log=log)
-            except ChapterFailed as e:
-                log(f"appendix {nb.stem}: FAILED in cell {e.cell}: {e.exc_name}: {e.exc_value}"); raise
-            log(f"appendix {nb.stem}: done in {dt:.1f} s")
-    log(f"total {sum(times.values()):.1f} s; executed notebooks in {out_dir}")
+    needs = chapter_needs([c.stem for c in chapter_list(root)], book_config(root).get("needs"))
+    jobs = {c.stem: (c, per_chapter[c]) for c in selected}
+    if not chapters:      # the whole book: the preface first, the library's appendices (fast, tiny inputs) too
+        preface = root / "nbs" / "index.ipynb"
+        if preface.exists(): jobs = {"index": (preface, {}), **jobs}; needs["index"] = []
+        for a in appendix_list(root): jobs[a.stem] = (a, {}); needs[a.stem] = needs["appendices"]
+    order, stems = list(jobs), [c.stem for c in selected]
+    label = {s: f"[{stems.index(s) + 1}/{len(stems)}] {s}" if s in stems else f"appendix {s}" for s in order}
+    log(f"leukoxai run: profile={profile} device={device} lanes={lanes} chapters={[c.stem for c in selected]}")
+    times, done, started, failure = {}, set(), set(), None
+    with _lane_pool(lanes) as pool:
+        running = {}
+        while True:
+            while failure is None and len(running) < lanes and (nxt := ready_jobs(order, needs, done, started)):
+                s = nxt[0]; started.add(s); nb, p = jobs[s]
+                if s != "index": log(f"{label[s]}: running")
+                running[pool.submit(_run_job, nb, out_dir / nb.name, p, root / "nbs")] = s
+            if not running: break
+            fut = min(wait(running, return_when=FIRST_COMPLETED).done, key=lambda f: order.index(running[f]))
+            s = running.pop(fut); res = fut.result(); done.add(s)
+            if not res["ok"]:
+                e = res["failed"]; log(f"{label[s]}: FAILED in cell {e.cell}: {e.exc_name}: {e.exc_value}")
+                if failure is None: failure = e
+                continue
+            if s in stems:
+                times[s] = round(res["dt"], 1)
+                write_provenance(profile, all_params, device, done={s: times[s]})
+            if s != "index": log(f"{label[s]}: done in {res['dt']:.1f} s")
+    if failure is not None:
+        if failure.chapter in stems:
+            _provenance_quietly(log, profile, all_params, device, done={},
+                                failure=dict(chapter=failure.chapter, cell=failure.cell,
+                                             exception=f"{failure.exc_name}: {failure.exc_value}", partial=str(failure.partial)))
+        raise failure
+    times = {c.stem: times[c.stem] for c in selected}
+    log(f"total {sum(times.values()):.1f} s of chapter time; executed notebooks in {out_dir}")
     return times

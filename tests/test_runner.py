@@ -132,3 +132,41 @@ def test_result_files_are_group_readable(project):
     try: p = core.save_json(core.results_path("smoke", "x.json"), {"a": 1})
     finally: os.umask(old)
     assert stat.S_IMODE(p.stat().st_mode) == 0o644
+
+def _meet(me, other):
+    "Chapter body: leave a mark, then wait until the other chapter's mark appears (only possible if both run at once)."
+    return [f"import time, pathlib\nd = pathlib.Path({str(me.parent)!r})\n(d / {me.name!r}).write_text('here')\n"
+            f"t0 = time.time()\nwhile not (d / {other.name!r}).exists():\n"
+            f"    assert time.time() - t0 < limit, 'the other chapter never ran beside this one'\n    time.sleep(0.2)"]
+
+def test_independent_chapters_run_in_two_lanes(project):
+    "Chapters that `needs:` declares independent run side by side; a chapter waits for what it needs."
+    marks = project / "marks"; marks.mkdir()
+    cfg = project / "_quarto.yml"
+    cfg.write_text(cfg.read_text().replace("02_missing.ipynb", "02_c.ipynb, 03_d.ipynb")
+                   + "needs:\n  01_b: []\n  02_c: []\n  03_d: [02_c]\n")
+    _chapter(project / "nbs/00_a.ipynb", "A", 'profile = "smoke"\nseed = 0\ndevice = "auto"\nlimit = 90', _meet(marks / "a", marks / "b"))
+    _chapter(project / "nbs/01_b.ipynb", "B", 'profile = "smoke"\nseed = 0\ndevice = "auto"\nlimit = 90', _meet(marks / "b", marks / "a"))
+    _chapter(project / "nbs/02_c.ipynb", "C", 'profile = "smoke"\nseed = 0\ndevice = "auto"',
+             ["import pathlib, time; time.sleep(1); pathlib.Path('../marks/c').write_text('c')"])
+    _chapter(project / "nbs/03_d.ipynb", "D", 'profile = "smoke"\nseed = 0\ndevice = "auto"',
+             ["import pathlib; assert pathlib.Path('../marks/c').exists(), 'ran before the chapter it needs'"])
+    lines = []
+    times = runner.run_book("smoke", root=project, lanes=2, log=lines.append)
+    assert list(times) == ["00_a", "01_b", "02_c", "03_d"] and "lanes=2" in lines[0]
+    for m in marks.iterdir(): m.unlink()
+    with pytest.raises(runner.ChapterFailed, match="never ran beside"):     # one lane: A waits for B in vain
+        runner.run_book("smoke", chapters="00", params={"limit": 2}, root=project, lanes=1, log=lambda *a, **k: None)
+
+def test_a_failure_in_one_lane_lets_the_other_finish_and_skips_its_dependents(project):
+    cfg = project / "_quarto.yml"
+    cfg.write_text(cfg.read_text().replace("02_missing.ipynb", "02_c.ipynb") + "needs:\n  01_b: []\n  02_c: [01_b]\n")
+    _chapter(project / "nbs/02_c.ipynb", "C", 'profile = "smoke"\nseed = 0\ndevice = "auto"', ["print('c ran')"])
+    with pytest.raises(runner.ChapterFailed) as e:
+        runner.run_book("smoke", params={"fail": True}, root=project, lanes=2, log=lambda *a, **k: None)
+    assert e.value.chapter == "01_b" and "asked to fail" in e.value.exc_value
+    nbdir = project / "_book/smoke/notebooks"
+    assert (nbdir / "00_a.ipynb").exists() and (nbdir / "01_b.failed.ipynb").exists()   # the other lane finished
+    assert not (nbdir / "02_c.ipynb").exists()                                            # its dependent never started
+    prov = json.loads((project / "results/smoke/provenance.json").read_text())
+    assert prov["failed_chapters"] == ["01_b"] and "00_a" in prov["chapter_wall_s"]
