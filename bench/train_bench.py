@@ -78,7 +78,10 @@ def main():
     for m in a.modes.split(","):
         w, rest = m.split("x"); t, _, g = rest.partition("g")
         modes.append((f"wide_{w}p{t}t" + (f"g{g}" if g else ""), int(w), int(t), int(g) if g else None))
-    E = a.epochs; kw = dict(max_epochs=E, patience=E + 1, batch_size=int(mp.batch_size), lr=float(mp.lr))
+    E = a.epochs
+    def train_kw(arch):   # the book's settings (models._train_settings): AlexNet trains at the profile's alexnet_lr
+        return dict(max_epochs=E, patience=E + 1, batch_size=int(mp.batch_size),
+                    lr=float(mp.alexnet_lr if arch == "alexnet" else mp.lr))
     stop_kw = dict(min_delta=0.0, lr_patience=0, lr_factor=1.0)
     base_threads = int(mp.cpu_threads) or torch.get_num_threads()
     print(f"profile {a.profile}: {M.model_note(a.profile)}; device {dev}; {E} epochs, {a.rounds} interleaved rounds; "
@@ -93,7 +96,7 @@ def main():
             list(pools[w].map(_warm, range(w)))
             print(f"started {w} worker processes in {time.perf_counter() - t0:.1f} s (paid once per chapter 02 run; not timed below)")
     for arch in a.archs.split(","):
-        cfg, splits, fresh = grid(arch, a.profile, ds)
+        cfg, splits, fresh = grid(arch, a.profile, ds); kw = train_kw(arch)
         n_img = sum(len(s["train"]) for s in splits) * E
         times = {"old": []} | {name: [] for name, _, _, _ in modes}
         for rnd in range(a.rounds):
