@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--chapters", default=None, help="comma-separated chapter numbers or names, e.g. 02,03")
     r.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="a chapter parameter (repeatable)")
     r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    r.add_argument("--lanes", type=int, default=None,
+                   help="chapters run at once when _quarto.yml's needs: allows (default: LEUKOXAI_LANES, else 2 on 2+ cores; 1 = book order)")
     rd = sub.add_parser("render", help="build the report from the executed chapters")
     rd.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
     rd.add_argument("--backend", choices=("auto", "quarto", "html"), default="auto")
@@ -92,7 +94,8 @@ def main(argv=None) -> int:
             return int(datasets.cli_verify() or 0)
         if args.command == "run":
             from leukoxai_nb.runner import run_book
-            run_book(args.profile, chapters=args.chapters, params=_parse_params(args.param), device=args.device)
+            run_book(args.profile, chapters=args.chapters, params=_parse_params(args.param), device=args.device,
+                     lanes=args.lanes)
             return 0
         if args.command == "render":
             from leukoxai_nb.report import render_book

@@ -14,9 +14,9 @@ from .runner import chapter_list, appendix_list, book_dir, book_config
 __all__ = ['executed_chapters', 'appendix_pages', 'chapter_title', 'load_provenance', 'read_bib', 'cite_label',
            'format_reference', 'link_citations', 'link_figure_refs', 'glossary_terms', 'link_glossary', 'code_names',
            'has_rich_output', 'fold_decision', 'clean_outputs', 'figure_numbers', 'pandoc_link_attrs',
-           'prepare_notebook', 'notebook_to_html', 'strip_directives', 'nav_html', 'search_entries', 'chapter_box',
-           'glossary_html', 'references_html', 'provenance_html', 'render_html_book', 'render_quarto_book',
-           'write_landing', 'render_book']
+           'prepare_notebook', 'local_mathjax', 'notebook_to_html', 'strip_directives', 'nav_html', 'search_entries',
+           'chapter_box', 'glossary_html', 'references_html', 'provenance_html', 'render_html_book',
+           'render_quarto_book', 'write_landing', 'render_book']
 
 # %% ../nbs/94_report.ipynb #4cfa8854
 def executed_chapters(profile: str, root=None) -> list[Path]:
@@ -304,8 +304,25 @@ def prepare_notebook(nb, figures: dict, index: dict, bib: dict, terms: list, box
     nb.cells = keep
     return nb
 
-def notebook_to_html(nb_path, nb=None) -> str:
-    "One executed notebook (or an already prepared `nb`) as an HTML page: images embedded, folded cells in <details>."
+def local_mathjax(out: Path) -> str | None:
+    """Copy MathJax 2.7 (the files of the `jupyter-server-mathjax` package, found without importing it) to
+    `out/mathjax/` once, and return the URL the pages load it by, relative to `out`; None when the package is absent
+    (the pages then load MathJax from nbconvert's CDN default). A book opened offline, on a student's laptop or on
+    these machines, would otherwise show every formula of chapter 00 as raw TeX."""
+    import importlib.util
+    spec = importlib.util.find_spec("jupyter_server_mathjax")
+    if spec is None or not spec.submodule_search_locations: return None
+    src = Path(list(spec.submodule_search_locations)[0]) / "static"
+    if not (src / "MathJax.js").exists(): return None
+    dst = Path(out) / "mathjax"
+    if not (dst / "MathJax.js").exists() or (dst / "MathJax.js").read_bytes() != (src / "MathJax.js").read_bytes():
+        if dst.exists(): shutil.rmtree(dst)
+        shutil.copytree(src, dst)
+    return "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+
+def notebook_to_html(nb_path, nb=None, mathjax_url: str | None = None) -> str:
+    """One executed notebook (or an already prepared `nb`) as an HTML page: images embedded, folded cells in <details>;
+    formulas typeset by MathJax from `mathjax_url` (nbconvert's CDN default when None)."""
     import nbformat, tempfile
     from nbconvert import HTMLExporter
     nb = nb if nb is not None else strip_directives(nbformat.read(str(nb_path), as_version=4))
@@ -314,6 +331,7 @@ def notebook_to_html(nb_path, nb=None) -> str:
         (Path(d) / "lx" / "conf.json").write_text(json.dumps({"base_template": "lab", "mimetypes": {"text/html": True}}))
         exporter = HTMLExporter(template_name="lx", extra_template_basedirs=[d], embed_images=True)
         exporter.exclude_input_prompt = True; exporter.exclude_output_prompt = True
+        if mathjax_url: exporter.mathjax_url = mathjax_url
         body, _ = exporter.from_notebook_node(nb)
     return body
 
@@ -515,6 +533,7 @@ def render_html_book(profile: str, root=None) -> Path:
         svg = results_path(profile, "figures", f"{name}.svg", mkdir=False)
         if svg.exists(): shutil.copy(svg, figdir / svg.name)
     report, search, cited_by = {}, [], {}
+    mathjax = local_mathjax(out)
     for i, c in enumerate(chapters + appendices, 1):
         page = pages[i][0]
         nb = nbformat.read(str(c), as_version=4)
@@ -524,7 +543,7 @@ def render_html_book(profile: str, root=None) -> Path:
         for k, v in mine.items(): report.setdefault(k, set()).update(v)
         for k in mine["cited"]: cited_by.setdefault(k, []).append(page)
         search += search_entries(nb, page, pages[i][1])
-        (out / page).write_text(_inject(notebook_to_html(c, nb), nav_html(pages, i, title, code_switch=True), banner,
+        (out / page).write_text(_inject(notebook_to_html(c, nb, mathjax), nav_html(pages, i, title, code_switch=True), banner,
                                         _bottom_nav(pages, i)))
     times = prov.get("chapter_wall_s", {})
     items = "".join(f"<tr><td><a href='{f}'>{html.escape(t)}</a></td><td>{times.get(Path(f).stem, '')}</td></tr>"
@@ -534,7 +553,7 @@ def render_html_book(profile: str, root=None) -> Path:
     if preface_nb.exists():
         pre = prepare_notebook(nbformat.read(str(preface_nb), as_version=4), figures, index, bib, terms, "", report)
         search += search_entries(pre, "index.html", "Contents")
-        preface = notebook_to_html(preface_nb, pre)
+        preface = notebook_to_html(preface_nb, pre, mathjax)
     else: preface = _simple_page(title, f"<h1>{html.escape(title)}</h1>")
     toc = (f"<main class='lx-page'><h2>Chapters ({html.escape(profile)} profile)</h2><table><tr><th>chapter</th>"
            f"<th>wall time (s)</th></tr>{items}</table>"
@@ -602,7 +621,7 @@ def render_quarto_book(profile: str, root=None, quarto="quarto") -> Path:
     cfg["book"]["chapters"] = ["index.ipynb"] + [c.name for c in chapters] + ["references.qmd"]
     cfg["book"]["appendices"] = [a.name for a in appendices] + ["provenance.qmd", "glossary.qmd"]
     cfg["project"]["output-dir"] = "../quarto"
-    cfg.pop("reproduces", None)
+    cfg.pop("reproduces", None); cfg.pop("needs", None)
     (stage / "_quarto.yml").write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     (stage / "provenance.qmd").write_text("# Provenance\n\n```{=html}\n" + provenance_html(load_provenance(profile)) + "\n```\n")
     r = subprocess.run([quarto, "render", str(stage)], capture_output=True, text=True)

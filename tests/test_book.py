@@ -196,3 +196,17 @@ def test_bibliography_lists_every_cited_key(site, smoke_book):
     page = site["page"]; page.goto(site["url"] + "references.html")
     listed = set(page.eval_on_selector_all("ol.lx-refs li", "els => els.map(e => e.id.slice(4))"))
     assert set(summary["cited"]) <= listed, f"cited but not listed: {set(summary['cited']) - listed}"
+
+
+def test_formulas_are_typeset_offline(site):
+    "MathJax travels with the book: chapter 00's formulas are typeset with every request off this machine blocked."
+    page = site["page"]
+    page.route("http*://**", lambda r: r.continue_() if r.request.url.startswith(site["url"]) else r.abort())
+    try:
+        page.goto(site["url"] + "00_data.html"); page.wait_for_load_state("load")
+        page.wait_for_function("document.querySelectorAll('.MathJax, .MathJax_CHTML, .MathJax_Display').length > 10",
+                               timeout=30000)
+        text = page.evaluate("document.body.innerText")
+        assert "\\varphi" not in text and "$$" not in text, "raw TeX left on the page"
+    finally:
+        page.unroute("http*://**")
