@@ -11,14 +11,14 @@ import pandas as pd
 from .core import (project_root, results_root, results_path, save_json, sha256_file, atomic_path,
                               PROFILE_NAMES, data_label)
 from .runner import (chapter_list, select_chapters, chapter_parameters, check_parameters, parse_value,
-                                execute_chapter, git_state, package_versions, KEY_PACKAGES, ChapterFailed)
+                                execute_chapter, git_state, package_versions, KEY_PACKAGES, ChapterFailed, THREAD_VARS)
 
 # %% auto #0
-__all__ = ['RESERVED', 'DATA_CHAPTERS', 'THREAD_VARS', 'HEADLINES', 'split_values', 'expand_range', 'parse_grid', 'grid_points',
-           'point_id', 'check_grid', 'sweep_dir', 'point_env', 'point_main', 'run_point', 'shares_data',
-           'prepare_shared_data', 'load_point', 'point_done', 'estimate_point_s', 'print_plan', 'gather_tables',
-           'headline_summary', 'summary_figures', 'run_sweep', 'write_sweep_provenance', 'cli_sweep', 'list_sweeps',
-           'sweep_notebook', 'sweep_pages']
+__all__ = ['RESERVED', 'DATA_CHAPTERS', 'HEADLINES', 'split_values', 'expand_range', 'parse_grid', 'grid_points', 'point_id',
+           'check_grid', 'sweep_dir', 'point_env', 'point_main', 'run_point', 'shares_data', 'prepare_shared_data',
+           'load_point', 'point_done', 'estimate_point_s', 'print_plan', 'gather_tables', 'headline_summary',
+           'summary_figures', 'run_sweep', 'write_sweep_provenance', 'cli_sweep', 'list_sweeps', 'sweep_notebook',
+           'sweep_pages']
 
 # %% ../nbs/96_sweep.ipynb #fc1d5bce
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -126,11 +126,12 @@ def sweep_dir(profile: str, name: str, mkdir: bool = True) -> Path:
 
 # %% ../nbs/96_sweep.ipynb #0de7e8d2
 _CHILD = "import sys; from leukoxai_nb.sweep import point_main; sys.exit(point_main(sys.argv[1]))"
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 def point_env(spec: dict) -> dict:
-    "The environment of a point's subprocess: its results root, its thread count, unbuffered output."
-    env = dict(os.environ, LEUKOXAI_RESULTS=str(spec["dir"]), LEUKOXAI_SWEEP_POINT=spec["id"], PYTHONUNBUFFERED="1")
+    """The environment of a point's subprocess: its results root, its thread count, unbuffered output, one lane (the
+    sweep already runs its points side by side)."""
+    env = dict(os.environ, LEUKOXAI_RESULTS=str(spec["dir"]), LEUKOXAI_SWEEP_POINT=spec["id"], PYTHONUNBUFFERED="1",
+               LEUKOXAI_LANES="1")
     for v in THREAD_VARS: env[v] = str(int(spec.get("threads", 1)))
     env.pop("LEUKOXAI_BOOK", None)
     return env
