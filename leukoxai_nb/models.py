@@ -13,13 +13,14 @@ from .core import (get_profile, get_device, results_path, atomic_path, save_npz,
                               sha256_arrays, data_label, progress as progress_bar)
 
 # %% auto #0
-__all__ = ['REGISTRY', 'ARCHITECTURES', 'PAPER_ARCHITECTURES', 'DEFAULT_INPUT', 'START_PLATEAU_MARGIN', 'PRED_SPLITS',
-           'VI_METRICS', 'VERDICTS', 'BACKGROUND_VARIANTS', 'RELABEL_TAG', 'display_name', 'arch_colour', 'is_wide',
-           'PatchResize', 'SeededDropout', 'LeukoNet', 'build_model', 'dropout_active', 'freq_logits', 'vi_logits',
-           'FixedMaskDropout', 'fixed_dropout_masks', 'vi_logits_naive', 'profile_architectures', 'arch_dropouts',
-           'arch_runs', 'profile_configs', 'trained_dropout', 'model_settings', 'model_note', 'cpu_threads', 'run_seed',
-           'pool_split', 'plateau_loss', 'EarlyStopping', 'train_model', 'wide_forward', 'train_many', 'fit_chunks',
-           'train_grid', 'get_trained', 'get_predictions', 'ToyPatchSet', 'softmax_np', 'vi_summary',
+__all__ = ['REGISTRY', 'ARCHITECTURES', 'PAPER_ARCHITECTURES', 'DEFAULT_INPUT', 'START_PLATEAU_MARGIN', 'WEIGHTS_RECORD',
+           'PRED_SPLITS', 'VI_METRICS', 'VERDICTS', 'BACKGROUND_VARIANTS', 'RELABEL_TAG', 'display_name', 'arch_colour',
+           'is_wide', 'PatchResize', 'SeededDropout', 'LeukoNet', 'build_model', 'dropout_active', 'freq_logits',
+           'vi_logits', 'FixedMaskDropout', 'fixed_dropout_masks', 'vi_logits_naive', 'profile_architectures',
+           'arch_dropouts', 'arch_runs', 'profile_configs', 'trained_dropout', 'model_settings', 'model_note',
+           'cpu_threads', 'run_seed', 'pool_split', 'plateau_loss', 'EarlyStopping', 'train_model', 'wide_forward',
+           'train_many', 'fit_chunks', 'train_grid', 'get_trained', 'parse_weights', 'record_weights',
+           'backbone_weights', 'load_start_weights', 'get_predictions', 'ToyPatchSet', 'softmax_np', 'vi_summary',
            'classification_metrics', 'predicted_classes', 'table1_runs', 'table1', 'pm', 'format_table1',
            'spread_verdict', 'training_runs', 'stop_reason_table', 'other_recording_background', 'background_variants',
            'background_removal_runs', 'background_removal_table', 'resolve_annotations', 'annotations_digest',
@@ -331,6 +332,8 @@ def model_note(profile: str) -> str:
               f"FC width x{s['fc_width']}, p = {'/'.join(f'{p:g}' for p in arch_dropouts(arch, profile))}, "
               f"{len(arch_runs(arch, profile))} run(s)")
         a += "" if (s["input_size"], s["width"], s["fc_width"]) == (224, 1.0, 1.0) else " (paper: 224 px, x1, x1)"
+        start = backbone_weights(profile).get(arch)
+        a += f", started from {Path(start['file']).name} (sha256 {start['sha256'][:12]})" if start else ", random start"
     return f"{a}; {mp.n_runs} run(s) (paper: 15); T = {mp.vi_samples} VI samples"
 
 @contextlib.contextmanager
@@ -602,11 +605,13 @@ _STOP_KEYS = ("patience", "max_epochs", "min_delta", "lr_patience", "lr_factor")
 
 def _train_settings(arch, dropout, run, profile, dataset, seed, digest):
     mp = get_profile(profile).models
-    return dict(model=model_settings(arch, dropout, profile), run=int(run), seed=run_seed(run, seed), dataset=dataset,
-                data_digest=digest, max_epochs=int(mp.max_epochs), patience=int(mp.patience),
-                min_delta=float(mp.min_delta), lr_patience=int(mp.lr_patience), lr_factor=float(mp.lr_factor),
-                plateau_margin=START_PLATEAU_MARGIN,
-                batch_size=int(mp.batch_size), lr=float(mp.alexnet_lr if arch == "alexnet" else mp.lr))
+    w = dict(model=model_settings(arch, dropout, profile), run=int(run), seed=run_seed(run, seed), dataset=dataset,
+             data_digest=digest, max_epochs=int(mp.max_epochs), patience=int(mp.patience),
+             min_delta=float(mp.min_delta), lr_patience=int(mp.lr_patience), lr_factor=float(mp.lr_factor),
+             plateau_margin=START_PLATEAU_MARGIN,
+             batch_size=int(mp.batch_size), lr=float(mp.alexnet_lr if arch == "alexnet" else mp.lr))
+    start = backbone_weights(profile).get(arch)          # chapter 02's `weights` (see "Starting from ImageNet weights")
+    return dict(w, start_weights=start) if start else w
 
 def _model_path(arch, dropout, run, profile, seed=0, dataset="synthetic-qpi"):
     s = ("" if seed == 0 else f"_s{seed}") + ("_" + dataset.split("+", 1)[1] if "+" in dataset else "")  # derived data: own files
@@ -631,6 +636,7 @@ def _fit_chunk(settings, splits, images, labels, device, threads, progress=False
     models = []
     for w in settings:
         torch.manual_seed(w["seed"]); models.append(build_model(**w["model"]))
+        if w.get("start_weights"): load_start_weights(models[-1], w["start_weights"])
     w0 = settings[0]
     if not is_wide(w0["model"]["arch"]):
         res = []
@@ -734,6 +740,58 @@ def get_trained(arch: str, dropout: float, run: int, profile: str, dataset: str 
         blob = _load_cached(path, want)
     model = build_model(**want["model"]); model.load_state_dict(blob["state_dict"]); model.to(dev).eval()
     return model, _info(blob, want, path)
+
+# %% ../nbs/02_models.ipynb #9c804b30
+from pathlib import Path
+from .core import sha256_file, save_json
+
+WEIGHTS_RECORD = "backbone_weights.json"
+
+def parse_weights(spec: str, archs) -> dict:
+    """{backbone: Path} from chapter 02's `weights` parameter: "" (random start), one file (for the one backbone among
+    `archs`) or `arch=file,arch=file`. A name that is not a backbone of `archs`, a missing file, or one file for
+    several backbones is a one-line error."""
+    parts = [s.strip() for s in (spec or "").split(",") if s.strip()]
+    bb = [a for a in archs if _registered(a)["settings"] == "backbone"]
+    if len(parts) == 1 and "=" not in parts[0]:
+        if len(bb) != 1:
+            raise ValueError(f"weights={spec!r}: one file for {len(bb)} backbones ({', '.join(bb) or 'none in this profile'}); "
+                             f"name each, e.g. weights={bb[0] if bb else 'resnet50'}=/path/to/file.pt")
+        parts = [f"{bb[0]}={parts[0]}"]
+    out = {}
+    for s in parts:
+        arch, _, file = s.partition("=")
+        if arch not in bb: raise ValueError(f"weights: {arch!r} is not a backbone this profile trains; expected one of {bb}")
+        p = Path(file).expanduser()
+        if not p.is_file(): raise FileNotFoundError(f"weights: {arch}={file}: no such file")
+        out[arch] = p.resolve()
+    return out
+
+# %% ../nbs/02_models.ipynb #c9e7d916
+def record_weights(spec: str, profile: str) -> dict:
+    """Check chapter 02's `weights` (each file loaded into a fresh backbone of the profile's size) and record
+    {arch: {file, sha256}} in `results/<profile>/models/backbone_weights.json`; "" removes the record."""
+    from leukoxai_nb.backbones import load_weights
+    rec = {}
+    for arch, p in parse_weights(spec, profile_architectures(profile)).items():
+        load_weights(build_model(**model_settings(arch, arch_dropouts(arch, profile)[0], profile)), p)
+        rec[arch] = dict(file=str(p), sha256=sha256_file(p))
+    path = results_path(profile, "models", WEIGHTS_RECORD)
+    if rec: save_json(path, rec)
+    elif path.exists(): path.unlink()
+    return rec
+
+def backbone_weights(profile: str) -> dict:
+    "The start weights chapter 02 recorded for `profile`'s backbones ({} when they start at random)."
+    p = results_path(profile, "models", WEIGHTS_RECORD, mkdir=False)
+    return json.loads(p.read_text()) if p.exists() else {}
+
+def load_start_weights(model, start: dict):
+    "Load a recorded start (`record_weights`) into `model`; a file changed since it was recorded is an error."
+    from leukoxai_nb.backbones import load_weights
+    if sha256_file(start["file"]) != start["sha256"]:
+        raise ValueError(f"weights {start['file']}: changed since chapter 02 recorded it (sha256 {start['sha256'][:12]}); rerun chapter 02")
+    return load_weights(model, start["file"])
 
 # %% ../nbs/02_models.ipynb #6dcadd8f
 PRED_SPLITS = ("val", "test", "donor_test")

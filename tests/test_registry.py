@@ -144,3 +144,52 @@ def test_a_single_patch_last_batch_does_not_break_batchnorm():
     hist, stop = M.train_model(m, x, y, x[:8], y[:8], max_epochs=1, patience=1, batch_size=8, lr=1e-3, seed=0,
                                progress=False)
     assert len(hist["train_loss"]) == 1 and np.isfinite(hist["train_loss"][0])
+
+
+def test_weights_parameter_starts_the_backbone_from_the_file_and_keys_the_cache(toy_data, tiny_backbone_smoke, tmp_path,
+                                                                                 monkeypatch):
+    "`-p weights=` of chapter 02: checked and recorded once; training starts from the file; later lookups find it."
+    cfg = [("resnet50", 0.5, 0)]
+    torch.manual_seed(123)
+    src = M.build_model(**M.model_settings("resnet50", 0.5, "smoke"))
+    file = tmp_path / "resnet50_start.pt"
+    torch.save({k: v for k, v in src.state_dict().items() if k.startswith("trunk.")}, file)
+    rec = M.record_weights(str(file), "smoke")
+    assert list(rec) == ["resnet50"] and rec["resnet50"]["sha256"] == core.sha256_file(file)
+    assert M.backbone_weights("smoke") == rec and "started from resnet50_start.pt" in M.model_note("smoke")
+    starts = []
+    real = M.train_model
+    def spy(m, *a, **k):
+        starts.append({n: t.detach().clone() for n, t in m.state_dict().items()})
+        return real(m, *a, **k)
+    monkeypatch.setattr(M, "train_model", spy)
+    assert M.train_grid(cfg, "smoke", device="cpu", progress=False) == cfg
+    first_conv = next(k for k in starts[0] if k.startswith("trunk.") and k.endswith("weight"))
+    assert torch.equal(starts[0][first_conv], src.state_dict()[first_conv])      # trained from the file, not from the seed
+    assert M.train_grid(cfg, "smoke", device="cpu", progress=False) == []       # chapters 03-06 find the same cache
+    model, info = M.get_trained("resnet50", 0.5, 0, "smoke", device="cpu", progress=False)
+    assert len(starts) == 1
+    M.record_weights("", "smoke")                                               # back to random starts: retrained
+    assert M.backbone_weights("smoke") == {} and "random start" in M.model_note("smoke")
+    assert M.train_grid(cfg, "smoke", device="cpu", progress=False) == cfg
+    assert not torch.equal(starts[1][first_conv], src.state_dict()[first_conv])
+
+
+def test_weights_parameter_errors_name_the_file_and_the_key(toy_data, tiny_backbone_smoke, tmp_path):
+    bad = tmp_path / "bad.pt"
+    sd = {k: v for k, v in M.build_model(**M.model_settings("resnet50", 0.5, "smoke")).state_dict().items()
+          if k.startswith("trunk.")}
+    k0 = next(iter(sd)); good_sd = dict(sd); sd[k0] = torch.zeros(3, 3)
+    torch.save(sd, bad)
+    with pytest.raises(ValueError, match=rf"bad.pt: key '{k0}' has shape \(3, 3\) in the file") as e:
+        M.record_weights(str(bad), "smoke")
+    assert "\n" not in str(e.value) and M.backbone_weights("smoke") == {}      # nothing recorded
+    with pytest.raises(FileNotFoundError, match="resnet50=/no/such.pt: no such file"): M.record_weights("/no/such.pt", "smoke")
+    with pytest.raises(ValueError, match="'vgg16' is not a backbone this profile trains"):
+        M.record_weights(f"vgg16={bad}", "smoke")
+    good = tmp_path / "good.pt"
+    torch.save(good_sd, good)
+    rec = M.record_weights(str(good), "smoke")
+    good.write_bytes(good.read_bytes() + b"\0")                                 # the file changed after chapter 02
+    with pytest.raises(ValueError, match="changed since chapter 02 recorded it"):
+        M.load_start_weights(M.build_model(**M.model_settings("resnet50", 0.5, "smoke")), rec["resnet50"])
