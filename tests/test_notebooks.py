@@ -23,6 +23,9 @@ def test_chapter_has_one_parameters_cell(path):
     for name, tname in {"profile": "str", "seed": "int", "device": "str", "dataset": "str"}.items():
         assert name in params and params[name][0] == tname, f"{path.name}: parameter {name} ({tname}) missing"
     assert params["profile"][1].strip("'\"") == "smoke", f"{path.name}: the default profile must be smoke (fast in Jupyter)"
+    assigned = re.findall(r"^([A-Za-z_]\w*)\s*=", tagged[0].source, re.M)
+    unparsed = [a for a in assigned if a not in params]
+    assert not unparsed, f"{path.name}: papermill cannot parse parameter line(s) {unparsed} (an '=' in the comment?): -p would refuse them"
 
 def test_every_chapter_of_the_book_exists():
     missing = [p.name for p in chapter_list(ROOT, include_missing=True) if not p.exists()]
