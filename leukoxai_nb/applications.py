@@ -149,8 +149,8 @@ def fit_temperatures(pred: dict) -> tuple[float, float]:
     "Temperatures (VI, frequentist) fitted on the validation split of `models.get_predictions` output."
     from leukoxai_nb.calibration import TemperatureScaler
     v = pred["val"]
-    return (TemperatureScaler().fit(v["vi_logits"], v["label"]).temperature,
-            TemperatureScaler().fit(v["logits"], v["label"]).temperature)
+    return (TemperatureScaler().fit(v["vi_logits"], v["label"]).temperature_,
+            TemperatureScaler().fit(v["logits"], v["label"]).temperature_)
 
 # %% ../nbs/86_applications.ipynb #f70928c5
 def calibrated_scores(vi_logits, logits, T_vi: float, T_freq: float, metric: str = "std") -> dict:
@@ -158,11 +158,10 @@ def calibrated_scores(vi_logits, logits, T_vi: float, T_freq: float, metric: str
     VI logits (T, N, C) and frequentist logits (N, C). Also `probs`: the mean calibrated VI class probabilities (N, C),
     and `mean_conf`: the VI mean summary's confidence (the mean probability of the predicted class), for comparison."""
     from scipy.special import softmax
-    from leukoxai_nb.calibration import vi_confidence
-    pv = softmax(np.asarray(vi_logits, np.float64) / T_vi, axis=2)
-    pred, conf = vi_confidence(pv, metric)
+    from leukoxai_nb.calibration import calibrated_vi_confidence
+    cv = calibrated_vi_confidence(vi_logits, T_vi, metric)
     pf = softmax(np.asarray(logits, np.float64) / T_freq, axis=1)
-    return {"pred": pred, "conf": conf, "probs": pv.mean(0), "mean_conf": pv.mean(0).max(1),
+    return {"pred": cv["pred"], "conf": cv["confidence"], "probs": cv["mean_probs"], "mean_conf": cv["mean_probs"].max(1),
             "freq_pred": pf.argmax(1), "freq_conf": pf.max(1)}
 
 # %% ../nbs/86_applications.ipynb #9317e762

@@ -20,7 +20,7 @@ from .models import ARCHITECTURES, vi_summary, display_name
 # %% auto #0
 __all__ = ['CONF_METRICS', 'PAPER_DROPOUT', 'bin_index', 'reliability_bins', 'ece', 'mce', 'nll', 'TemperatureScaler',
            'vi_confidence', 'freq_confidence', 'calibration_records', 'improvement_arrow', 'table2', 'format_table2',
-           'chosen_dropout', 'reliability_boxplot', 'panel_title', 'calibrated_vi']
+           'chosen_dropout', 'reliability_boxplot', 'panel_title', 'calibrated_vi_confidence', 'calibrated_vi']
 
 # %% ../nbs/83_calibration.ipynb #55960851
 def bin_index(confidences, n_bins: int = 10) -> np.ndarray:
@@ -69,8 +69,9 @@ def nll(logits, labels, temperature: float = 1.0) -> float:
 
 # %% ../nbs/83_calibration.ipynb #3306c493
 class TemperatureScaler:
-    "Temperature scaling (Guo et al., 2017): fit one T > 0 on validation logits by NLL, then divide logits by it."
-    def __init__(self, bounds=(0.05, 20.0)): self.bounds, self.temperature = bounds, None
+    """Temperature scaling (Guo et al., 2017): `fit` one T > 0 on validation logits by NLL (fitted state in
+    scikit-learn's style: `temperature_`, set by `fit`, which returns the scaler), then `transform` divides logits by it."""
+    def __init__(self, bounds=(0.05, 20.0)): self.bounds = bounds
 
     def fit(self, logits, labels) -> "TemperatureScaler":
         z, y = np.asarray(logits), np.asarray(labels)
@@ -80,15 +81,15 @@ class TemperatureScaler:
         lo, hi = np.log(self.bounds[0]), np.log(self.bounds[1])
         res = minimize_scalar(lambda lt: nll(z, y, np.exp(lt)), bounds=(lo, hi), method="bounded",
                               options=dict(xatol=1e-4))
-        self.temperature = float(np.exp(res.x))
+        self.temperature_ = float(np.exp(res.x))
         return self
 
     def transform(self, logits) -> np.ndarray:
         "Logits divided by the fitted temperature (any shape ending in the class axis)."
-        if self.temperature is None: raise RuntimeError("TemperatureScaler.transform called before fit")
-        return np.asarray(logits, dtype=np.float64) / self.temperature
+        if not hasattr(self, "temperature_"): raise RuntimeError("TemperatureScaler.transform called before fit")
+        return np.asarray(logits, dtype=np.float64) / self.temperature_
 
-    def __repr__(self): return f"TemperatureScaler(T={self.temperature})"
+    def __repr__(self): return f"TemperatureScaler(temperature_={getattr(self, 'temperature_', None)})"
 
 # %% ../nbs/83_calibration.ipynb #49472d7d
 CONF_METRICS = ("mean", "median", "std")
@@ -123,7 +124,7 @@ def calibration_records(predictions: dict, n_bins: int = 10, split: str = "test"
         if p > 0: scalers[True] = TemperatureScaler().fit(val["vi_logits"], val["label"])
         for vi, metric in variants:
             for cal in (False, True):
-                t = scalers[vi].temperature if cal else 1.0
+                t = scalers[vi].temperature_ if cal else 1.0
                 if vi: pred, conf = vi_confidence(softmax(np.asarray(ev["vi_logits"], np.float64) / t, axis=2), metric)
                 else: pred, conf = freq_confidence(np.asarray(ev["logits"], np.float64) / t)
                 correct = pred == ev["label"]
@@ -210,6 +211,13 @@ def panel_title(arch, p, metric, cal, sub) -> str:
     e = sub["ece"].mean()
     return f"{display_name(arch)} p={p:.2f} {metric} {'calibrated' if cal else 'uncalibrated'}\nECE {e:.3f}"
 
+# %% ../nbs/83_calibration.ipynb #a2b8ebba
+def calibrated_vi_confidence(vi_logits, temperature: float, metric: str = "std") -> dict:
+    "Calibrated VI prediction and confidence (N,) and mean class probabilities (N, C) from VI logits (T, N, C)."
+    probs = softmax(np.asarray(vi_logits, dtype=np.float64) / float(temperature), axis=2)
+    pred, conf = vi_confidence(probs, metric)
+    return dict(pred=pred, confidence=conf, mean_probs=probs.mean(0))
+
 # %% ../nbs/83_calibration.ipynb #c7f0fa00
 def calibrated_vi(arch: str, dropout: float, run: int, profile: str, metric: str = "std", split: str = "test",
                   dataset: str = "synthetic-qpi", device="auto", x=None, seed: int = 0) -> dict:
@@ -225,6 +233,4 @@ def calibrated_vi(arch: str, dropout: float, run: int, profile: str, metric: str
     else:
         model, info = get_trained(arch, dropout, run, profile, dataset, device, seed=seed, progress=False)
         z = vi_logits(model, x, int(get_profile(profile).models.vi_samples), seed=info["seed"] + 104729).numpy(); extra = {}
-    probs = softmax(ts.transform(z), axis=2)
-    pred, conf = vi_confidence(probs, metric)
-    return dict(pred=pred, confidence=conf, mean_probs=probs.mean(0), temperature=ts.temperature, metric=metric, **extra)
+    return dict(calibrated_vi_confidence(z, ts.temperature_, metric), temperature=ts.temperature_, metric=metric, **extra)

@@ -58,16 +58,16 @@ def test_temperature_never_changes_argmax():
     for _ in range(5):
         z = rng.normal(0, rng.uniform(0.5, 10), (400, 4)); y = rng.integers(0, 4, 400)
         ts = C.TemperatureScaler().fit(z, y)
-        assert ts.temperature > 0
+        assert ts.temperature_ > 0
         assert (ts.transform(z).argmax(1) == z.argmax(1)).all()
 
 
 def test_fitted_temperature_above_one_for_overconfident_model():
     logits, y = _overconfident(np.random.default_rng(2))
     ts = C.TemperatureScaler().fit(logits, y)
-    assert ts.temperature > 1 and 2.4 < ts.temperature < 3.6
+    assert ts.temperature_ > 1 and 2.4 < ts.temperature_ < 3.6
     under, y2 = _overconfident(np.random.default_rng(3), factor=0.4)
-    assert C.TemperatureScaler().fit(under, y2).temperature < 1
+    assert C.TemperatureScaler().fit(under, y2).temperature_ < 1
     p0, p1 = softmax(logits, axis=1), softmax(ts.transform(logits), axis=1)
     assert C.ece(p1.max(1), p1.argmax(1) == y) < C.ece(p0.max(1), p0.argmax(1) == y)
 
@@ -77,8 +77,8 @@ def test_vi_temperature_and_nll():
     logits, y = _overconfident(rng, n=1500)
     samples = logits[None] + rng.normal(0, 0.5, (16,) + logits.shape)
     ts = C.TemperatureScaler().fit(samples, y)
-    assert ts.temperature > 1.5
-    assert C.nll(samples, y, ts.temperature) <= C.nll(samples, y) + 1e-12
+    assert ts.temperature_ > 1.5
+    assert C.nll(samples, y, ts.temperature_) <= C.nll(samples, y) + 1e-12
     # (T, N, C) with identical samples gives the frequentist NLL
     assert C.nll(np.repeat(logits[None], 3, 0), y) == pytest.approx(C.nll(logits, y))
     with pytest.raises(RuntimeError): C.TemperatureScaler().transform(logits)
